@@ -1,0 +1,61 @@
+# swift_ext: every target creates/updates the virtual environment first, so each works on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+TINY_MODEL := build/tiny-qwen2-vl
+SAMPLE := data/sample/episode-wise-conversations.jsonl
+DEMO_OUT ?= output/demo
+# Nothing is downloaded from a model or dataset hub: the tiny model and the sample episodes are built locally.
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export MODELSCOPE_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test lint bench tiny-model sample-data clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+$(TINY_MODEL)/config.json: $(VENV)/.installed data_tools/tiny_model.py
+	$(PY) -m data_tools.tiny_model --output $(TINY_MODEL)
+
+tiny-model: $(TINY_MODEL)/config.json
+
+$(SAMPLE): $(VENV)/.installed data_tools/sample_episodes.py
+	$(PY) -m data_tools.sample_episodes --output data/sample
+
+sample-data: $(SAMPLE)
+
+# The main job: FedMABench's command line (ms-swift 2.x names) on the tiny Qwen2-VL and the sample episodes, on CPU.
+demo: $(TINY_MODEL)/config.json $(SAMPLE)
+	MAX_PIXELS=602112 $(BIN)/swift sft --round 4 --fed_alg fedavg --client_num 4 --client_sample 2 \
+	  --model_type qwen2-vl-2b-instruct --model_id_or_path $(TINY_MODEL) \
+	  --check_model_is_latest False --lazy_tokenize True --preprocess_num_proc 1 \
+	  --dataset $(SAMPLE) --sft_type lora --tuner_backend peft --dtype AUTO \
+	  --output_dir $(DEMO_OUT) --train_dataset_sample -1 --dataset_test_ratio 0 --max_steps 4 --max_length 8192 \
+	  --check_dataset_strategy warning --lora_rank 8 --lora_alpha 32 --lora_dropout 0.05 \
+	  --gradient_checkpointing true --batch_size 1 --weight_decay 0.1 --learning_rate 5e-4 \
+	  --gradient_accumulation_steps 1 --max_grad_norm 0.5 --warmup_ratio 0.03 --eval_strategy no \
+	  --save_strategy no --logging_steps 100 --save_every 2
+	@echo "Global adapters: $$(ls -d $(DEMO_OUT)/*/global_lora_* | tr '\n' ' ')"
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(TINY_MODEL)/config.json $(SAMPLE)
+	$(PY) benchmarks/bench_fed_overhead.py --model $(TINY_MODEL) --dataset $(SAMPLE)
+
+clean:
+	rm -rf build data/sample output

@@ -1,0 +1,1 @@
+"""Argument dataclasses: the federated fields and their union with ms-swift's ``SftArguments``."""

@@ -1,0 +1,1 @@
+"""Command-line entry points: ``swift-fed`` and the ``swift sft`` hook."""

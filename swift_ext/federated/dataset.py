@@ -1,0 +1,144 @@
+"""Client membership that survives ms-swift's preprocessing.
+
+ms-swift's loader parses, samples, shuffles and may drop rows (bad format, too long) before training, and it has no
+hook to carry a row's origin through. :class:`RowTagger` wraps the raw ``datasets.load_dataset`` call inside
+``swift.dataset.loader`` for the duration of loading, so every row leaves the file with its source path, its row
+index in that file and its client id. Membership is then read from the rows that survived: a dropped row can never
+shift another row to a different client.
+"""
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+from datasets import Dataset as HfDataset
+
+SOURCE_COLUMN = '_fed_source'
+ROW_COLUMN = '_fed_row'
+CLIENT_COLUMN = 'client_id'
+LEGACY_CLIENT_COLUMN = 'client_number'  # also accepted, as FedMABench's scripts wrote it
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    """A raw training file as read from disk."""
+
+    path: str
+    num_rows: int
+    client_source: str  # 'column' or the partitioner name
+
+
+def file_line_numbers(path: str) -> List[int]:
+    """1-based line number of each row of a JSON-lines file (blank lines hold no row); row i -> list[i]."""
+    if not path.endswith('.jsonl'):
+        return []
+    with open(path, 'rb') as f:
+        return [number for number, line in enumerate(f, start=1) if line.strip()]
+
+
+def describe_row(path: str, row: int, line_numbers: Optional[Sequence[int]] = None) -> str:
+    """'file:line' for JSON lines (row index otherwise), the form every error and report uses."""
+    if line_numbers and row < len(line_numbers):
+        return f'{path}:{line_numbers[row]}'
+    return f'{path} row {row}'
+
+
+def read_client_column(dataset: HfDataset, path: str, client_num: int) -> List[int]:
+    """Validated client ids from the ``client_id``/``client_number`` column; errors name every bad line."""
+    column = CLIENT_COLUMN if CLIENT_COLUMN in dataset.column_names else LEGACY_CLIENT_COLUMN
+    values = dataset[column]
+    bad = [
+        row
+        for row, value in enumerate(values)
+        if isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value != int(value)
+        or not 0 <= int(value) < client_num
+    ]
+    if bad:
+        lines = file_line_numbers(path)
+        shown = ', '.join(f'{describe_row(path, row, lines)} ({column}={values[row]!r})' for row in bad[:10])
+        more = f' and {len(bad) - 10} more' if len(bad) > 10 else ''
+        raise ValueError(
+            f'{column} must be an integer in [0, {client_num}) (--client_num {client_num}): {shown}{more}.'
+        )
+    return [int(value) for value in values]
+
+
+Partitioner = Callable[[HfDataset, int, str, int], List[int]]
+
+
+@dataclass
+class RowTagger:
+    """Tags each raw row with (source, row index, client id) as ms-swift loads a local file.
+
+    Use as ``with tagger.patched(): train, val = args.load_dataset()``.
+    """
+
+    client_num: int
+    partition: str
+    seed: int
+    partitioner: Partitioner
+    files: List[DatasetFile] = field(default_factory=list)
+
+    def tag(self, dataset: HfDataset, path: str) -> HfDataset:
+        has_column = CLIENT_COLUMN in dataset.column_names or LEGACY_CLIENT_COLUMN in dataset.column_names
+        if has_column:
+            client_ids = read_client_column(dataset, path, self.client_num)
+            dataset = dataset.remove_columns(
+                [c for c in (CLIENT_COLUMN, LEGACY_CLIENT_COLUMN) if c in dataset.column_names]
+            )
+        else:
+            client_ids = self.partitioner(dataset, self.client_num, self.partition, self.seed)
+        self.files.append(DatasetFile(path, len(dataset), 'column' if has_column else self.partition))
+        dataset = dataset.add_column(SOURCE_COLUMN, [path] * len(dataset))
+        dataset = dataset.add_column(ROW_COLUMN, list(range(len(dataset))))
+        return dataset.add_column(CLIENT_COLUMN, client_ids)
+
+    @contextlib.contextmanager
+    def patched(self) -> Iterator['RowTagger']:
+        from swift.dataset import loader  # the module whose name `hf_load_dataset` reads raw files
+
+        original = loader.hf_load_dataset
+
+        def load_and_tag(file_type: str, *args, data_files=None, **kwargs):
+            dataset = original(file_type, *args, data_files=data_files, **kwargs)
+            if not isinstance(dataset, HfDataset) or not isinstance(data_files, str):
+                raise ValueError(f'Federated training reads local dataset files without streaming; got {data_files!r}.')
+            return self.tag(dataset, os.path.abspath(data_files))
+
+        loader.hf_load_dataset = load_and_tag
+        try:
+            yield self
+        finally:
+            loader.hf_load_dataset = original
+
+
+@dataclass(frozen=True)
+class ClientMembership:
+    """Positions (in the training dataset) of each client's rows, and each client's row count n_k."""
+
+    positions: Dict[int, np.ndarray]
+
+    @classmethod
+    def from_dataset(cls, dataset: HfDataset, client_num: int) -> 'ClientMembership':
+        client_ids = np.asarray(dataset[CLIENT_COLUMN], dtype=np.int64)
+        return cls({client: np.flatnonzero(client_ids == client) for client in range(client_num)})
+
+    def num_rows(self, client: int) -> int:
+        return len(self.positions[client])
+
+    def pooled(self) -> np.ndarray:
+        """Every row of every client, for fed_alg='central'."""
+        return np.sort(np.concatenate(list(self.positions.values())))
+
+
+def dropped_rows(files: Sequence[DatasetFile], kept: Sequence[HfDataset]) -> List[Tuple[str, int]]:
+    """(path, row) of every raw row that is in none of the ``kept`` datasets, in file order."""
+    present = set()
+    for dataset in kept:
+        if dataset is not None:
+            present.update(zip(dataset[SOURCE_COLUMN], dataset[ROW_COLUMN]))
+    return [(file.path, row) for file in files for row in range(file.num_rows) if (file.path, row) not in present]

@@ -1,0 +1,78 @@
+"""Shared fixtures: the offline tiny Qwen2-VL, the generated sample episodes, and a CLI runner.
+
+Everything is built once per test session under pytest's temporary directory; nothing is downloaded.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+# Offline everywhere: the tests build their model and data, and must never wait on a hub.
+OFFLINE_ENV = {
+    'HF_HUB_OFFLINE': '1',
+    'HF_DATASETS_OFFLINE': '1',
+    'MODELSCOPE_OFFLINE': '1',
+    'TOKENIZERS_PARALLELISM': 'false',
+}
+os.environ.update(OFFLINE_ENV)
+BIN_DIR = Path(sys.executable).parent
+
+
+@pytest.fixture(scope='session')
+def tiny_model_dir(tmp_path_factory) -> str:
+    from data_tools.tiny_model import build_tiny_qwen2_vl
+
+    return build_tiny_qwen2_vl(str(tmp_path_factory.mktemp('tiny-qwen2-vl')))
+
+
+@pytest.fixture(scope='session')
+def sample_jsonl(tmp_path_factory) -> str:
+    from data_tools.sample_episodes import write_sample_episodes
+
+    return write_sample_episodes(str(tmp_path_factory.mktemp('sample')), num_episodes=16, num_clients=4)
+
+
+@pytest.fixture(scope='session')
+def sample_jsonl_without_clients(sample_jsonl, tmp_path_factory) -> str:
+    """The sample episodes with the client_id column removed (clients then come from the IID partition)."""
+    path = tmp_path_factory.mktemp('noclients') / 'episodes.jsonl'
+    with open(sample_jsonl, encoding='utf-8') as src, open(path, 'w', encoding='utf-8') as dst:
+        for line in src:
+            row = json.loads(line)
+            row.pop('client_id')
+            dst.write(json.dumps(row) + '\n')
+    return str(path)
+
+
+def run_cli(command: List[str], env: Optional[Dict[str, str]] = None, timeout: int = 600) -> str:
+    """Run a console script of this venv (``swift``, ``swift-fed``); fail with the output tail on a non-zero exit."""
+    full_env = {**os.environ, **OFFLINE_ENV, **(env or {})}
+    executable = str(BIN_DIR / command[0])
+    result = subprocess.run([executable, *command[1:]], env=full_env, capture_output=True, text=True, timeout=timeout)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f'{" ".join(command)} exited {result.returncode}:\n{output[-6000:]}'
+    return output
+
+
+def run_dir(output_dir: str) -> str:
+    """The single versioned run directory ms-swift created under ``output_dir``."""
+    runs = sorted(glob.glob(os.path.join(output_dir, 'v*-*')))
+    assert len(runs) == 1, f'expected one run dir under {output_dir}, found {runs}'
+    return runs[0]
+
+
+def read_jsonl(path: str) -> List[dict]:
+    with open(path, encoding='utf-8') as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_adapter(path: str) -> Dict[str, 'object']:
+    from safetensors.torch import load_file
+
+    return load_file(os.path.join(path, 'adapter_model.safetensors'))

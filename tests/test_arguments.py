@@ -1,0 +1,58 @@
+"""Federated argument validation and the CLI's error for unknown arguments."""
+
+import subprocess
+import sys
+
+import pytest
+
+from swift_ext.arguments.federated import FEDERATED_FLAGS, FederatedArguments
+from swift_ext.cli.hook import is_federated_argv
+from tests.conftest import BIN_DIR
+
+
+@pytest.mark.parametrize('fed_alg', ['fedprox', 'scaffold', 'fedadam', 'avg-epi'])
+def test_planned_algorithms_are_rejected_not_run_as_fedavg(fed_alg):
+    with pytest.raises(ValueError, match='not implemented'):
+        FederatedArguments(fed_alg=fed_alg)._check_federated()
+
+
+@pytest.mark.parametrize('fed_alg, client', [('local', 0), ('local3', 3), ('local12', 12), ('fedavg', None)])
+def test_local_client(fed_alg, client):
+    args = FederatedArguments(fed_alg=fed_alg, client_num=20)
+    args._check_federated()
+    assert args.local_client == client
+
+
+@pytest.mark.parametrize(
+    'kwargs, message',
+    [
+        ({'fed_alg': 'local4', 'client_num': 4}, 'client 4'),
+        ({'fed_alg': 'fedsgd'}, 'unknown'),
+        ({'round': 0}, '--round must be >= 1'),
+    ],
+)
+def test_invalid_federated_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FederatedArguments(**kwargs)._check_federated()
+
+
+def test_hook_recognises_federated_flags_only():
+    assert '--fed_alg' in FEDERATED_FLAGS and '--round' in FEDERATED_FLAGS
+    assert is_federated_argv(['--model', 'x', '--round=3'])
+    assert not is_federated_argv(['--model', 'x', '--dataset', 'round', '--lora_rank', '8'])
+
+
+def test_unknown_argument_fails_with_a_hint():
+    result = subprocess.run(
+        [str(BIN_DIR / 'swift-fed'), 'sft', '--fed_alg', 'fedavg', '--model', 'unused', '--lora_rnak', '8'],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert 'did you mean --lora_rank' in result.stdout + result.stderr
+
+
+def test_hook_module_is_light():
+    code = 'import sys, swift_ext.cli.hook; print(any(m.split(".")[0] in ("swift", "torch") for m in sys.modules))'
+    assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True).stdout.strip() == 'False'
