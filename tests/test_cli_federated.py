@@ -112,13 +112,18 @@ def test_fed_log_has_a_row_per_client_and_round(fed_run):
     round_rows = [row for row in rows if row['type'] == 'round']
     assert [row['round'] for row in round_rows] == [1, 2]
     assert len(client_rows) == 4  # 2 sampled clients x 2 rounds
+    lora_bytes = sum(t.numel() * 4 for t in load_adapter(os.path.join(fed_run, 'global_lora_1')).values())
     for row in client_rows:
-        assert row['steps'] == 2 and row['samples'] == 4 and row['update_bytes'] > 0 and row['loss'] > 0
+        assert row['status'] == 'ok' and row['steps'] == 2 and row['samples'] == 4 and row['loss'] > 0
+        assert row['bytes_sent'] == row['bytes_received'] == lora_bytes  # FedAvg: the LoRA state each way
     for round_row in round_rows:
         clients = [row for row in client_rows if row['round'] == round_row['round']]
-        assert round_row['clients'] == [row['client'] for row in clients]
-        assert round_row['bytes_received'] == sum(row['update_bytes'] for row in clients)
-    assert os.path.isfile(os.path.join(fed_run, 'images', 'fed_train_loss.png'))
+        assert round_row['clients'] == round_row['aggregated'] == [row['client'] for row in clients]
+        assert round_row['bytes_received'] == sum(row['bytes_received'] for row in clients)
+        weighted = sum(row['loss'] * row['weight'] for row in clients) / sum(row['weight'] for row in clients)
+        assert round_row['loss'] == pytest.approx(weighted)
+    assert os.path.isfile(os.path.join(fed_run, 'images', 'fed_loss.png'))
+    assert os.path.isfile(os.path.join(fed_run, 'fed_checkpoint', 'round_2', 'global_state.safetensors'))
     assert any(name.startswith('events.out.tfevents') for name in os.listdir(os.path.join(fed_run, 'runs')))
     assert os.path.isfile(os.path.join(fed_run, 'args.json'))
 

@@ -7,8 +7,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import Literal, Optional
 
-# Names FedMABench accepts that swift_ext has not implemented yet; rejected with a clear message, never run as FedAvg.
-PLANNED_FED_ALGS = ('fedprox', 'scaffold', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'avg-epi')
+FED_ALGS = ('fedavg', 'avg-epi', 'fedprox', 'scaffold', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'central')
 LOCAL_PATTERN = re.compile(r'^local(\d*)$')
 
 
@@ -18,14 +17,17 @@ class FederatedArguments:
 
     Args:
         fed_alg (str): The federated algorithm. 'fedavg' (McMahan et al. 2017): sampled clients train from the
-            global weights and the server takes their sample-weighted average. 'local<k>' (or 'local' = 'local0'):
-            only client k trains, every round. 'central': all clients' rows are pooled into one client (the
-            centralised upper bound, run through the same round loop). Defaults to 'fedavg'.
+            global weights and the server takes their weighted mean. 'avg-epi': FedAvg weighted by episodes.
+            'fedprox' (Li et al. 2020): FedAvg whose clients add mu/2 ||w - w_global||^2 to their loss. 'scaffold'
+            (Karimireddy et al. 2020, option II control variates). 'fedavgm' (Hsu et al. 2019, server momentum).
+            'fedadam', 'fedyogi', 'fedadagrad' (Reddi et al. 2021, adaptive server optimisers). 'local<k>' (or
+            'local' = 'local0'): only client k trains, every round. 'central': all clients' rows pooled into one
+            client, through the same round loop. Defaults to 'fedavg'.
         round (int): The number of communication rounds. Defaults to 10.
         client_num (int): The number of clients. When the dataset has a `client_id` (or `client_number`) column it
             must hold integers in [0, client_num). Defaults to 10.
-        client_sample (int): The number of clients sampled per round with 'fedavg'; all clients train when it is
-            >= client_num. Defaults to 2.
+        client_sample (int): The number of clients sampled per round; all clients train when it is >= client_num.
+            Defaults to 2.
         round_per_epoch (int): Used when `max_steps` is -1 (FedMABench semantics): each sampled client trains
             `num_train_epochs` passes over ceil(n_k / round_per_epoch) of its n_k rows per round, drawn without
             replacement by a generator seeded with (seed, round, client). With `max_steps` > 0 each sampled client
@@ -37,6 +39,27 @@ class FederatedArguments:
         check_dataset_strategy (str): The ms-swift 2.x dataset check. 'none' skips it; 'warning' logs every row
             that ms-swift's preprocessing or encoding drops (file and line) and trains on the rest. Defaults to
             'warning'.
+        fed_weighting (Optional[str]): Client weights in the server average: 'samples' (n_k training rows),
+            'episodes' (distinct `episode_id` values of the client) or 'uniform'. Defaults to None: 'episodes' for
+            'avg-epi', else 'samples'.
+        server_lr (Optional[float]): Server learning rate eta of fedavgm (default 1.0), scaffold (default 1.0) and
+            fedadam/fedyogi/fedadagrad (default 1e-2). Defaults to None (the algorithm's default).
+        server_momentum (float): FedAvgM server momentum beta. Defaults to 0.9.
+        fedopt_beta1 (float): FedAdam/FedYogi/FedAdagrad first-moment decay. Defaults to 0.9.
+        fedopt_beta2 (float): FedAdam/FedYogi second-moment decay. Defaults to 0.99.
+        fedopt_tau (float): FedAdam/FedYogi/FedAdagrad adaptivity tau. Defaults to 1e-3.
+        fedprox_mu (float): FedProx proximal weight mu. Defaults to 0.01.
+        save_client_updates (bool): Also save every client's returned state per round under
+            `client_updates/round_{r}/client_{k}.safetensors` with a json of its samples, steps and loss, so an
+            aggregation can be audited. Defaults to False.
+        resume (Optional[str]): 'true' continues the newest run under `output_dir` that has a round checkpoint; a
+            run directory continues that run. Training restarts after the last complete round. Defaults to None.
+        client_failure (str): A client whose training raises: 'skip' excludes it from the round (logged loudly) and
+            the round goes on; 'abort' stops the run. Defaults to 'skip'.
+        nonfinite_loss (str): A NaN/Inf training loss: 'stop' ends that client's turn (its update is excluded),
+            'skip' gives that micro-batch a zero gradient. Defaults to 'stop'.
+        fed_eval_every (int): Every N rounds, evaluate the global model's loss on the validation split
+            (`split_dataset_ratio` > 0 or `val_dataset`); 0 disables it. Defaults to 0.
     """
 
     fed_alg: str = 'fedavg'
@@ -47,21 +70,32 @@ class FederatedArguments:
     save_every: int = 5
     partition: Literal['iid'] = 'iid'
     check_dataset_strategy: Literal['none', 'warning'] = 'warning'
+    fed_weighting: Optional[Literal['samples', 'episodes', 'uniform']] = None
+    server_lr: Optional[float] = None
+    server_momentum: float = 0.9
+    fedopt_beta1: float = 0.9
+    fedopt_beta2: float = 0.99
+    fedopt_tau: float = 1e-3
+    fedprox_mu: float = 0.01
+    save_client_updates: bool = False
+    resume: Optional[str] = None
+    client_failure: Literal['skip', 'abort'] = 'skip'
+    nonfinite_loss: Literal['stop', 'skip'] = 'stop'
+    fed_eval_every: int = 0
 
     def _check_federated(self) -> None:
         """Validate the federated fields; raise ``ValueError`` naming the argument and the fix."""
-        if self.fed_alg in PLANNED_FED_ALGS:
+        if self.fed_alg not in FED_ALGS and not LOCAL_PATTERN.match(self.fed_alg):
             raise ValueError(
-                f'--fed_alg {self.fed_alg} is not implemented in swift_ext yet (the public fork silently '
-                'ran it as FedAvg). Use fedavg, local<k> or central.'
-            )
-        if self.fed_alg not in ('fedavg', 'central') and not LOCAL_PATTERN.match(self.fed_alg):
-            raise ValueError(
-                f'--fed_alg {self.fed_alg!r} is unknown. Choose fedavg, local<k> (e.g. local3) or central.'
+                f'--fed_alg {self.fed_alg!r} is unknown. Choose one of {", ".join(FED_ALGS)} or local<k> (e.g. local3).'
             )
         for name in ('round', 'client_num', 'client_sample', 'round_per_epoch', 'save_every'):
             if getattr(self, name) < 1:
                 raise ValueError(f'--{name} must be >= 1, got {getattr(self, name)}.')
+        if self.fed_eval_every < 0:
+            raise ValueError(f'--fed_eval_every must be >= 0, got {self.fed_eval_every}.')
+        if self.fedprox_mu < 0:
+            raise ValueError(f'--fedprox_mu must be >= 0, got {self.fedprox_mu}.')
         local_client = self.local_client
         if local_client is not None and local_client >= self.client_num:
             raise ValueError(
@@ -76,6 +110,13 @@ class FederatedArguments:
         if match is None:
             return None
         return int(match.group(1) or 0)
+
+    @property
+    def weighting(self) -> str:
+        """The effective ``fed_weighting``."""
+        if self.fed_weighting is not None:
+            return self.fed_weighting
+        return 'episodes' if self.fed_alg == 'avg-epi' else 'samples'
 
 
 FEDERATED_FLAGS = frozenset(f'--{field.name}' for field in fields(FederatedArguments))

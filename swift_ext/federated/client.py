@@ -6,14 +6,16 @@ the optimizer and LR schedule, fresh every round as in FedMABench/OpenFedLLM) is
 
 import copy
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torch import nn
 from torch.utils.data import Dataset
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
-from .state import State, get_trainable_state, state_nbytes
+from .state import State, get_trainable_state
+
+OK, FAILED, EXCLUDED, EMPTY = 'ok', 'failed', 'excluded', 'empty'
 
 
 @dataclass
@@ -21,27 +23,23 @@ class ClientResult:
     """What the run log records about a client's turn (its state travels separately, see ``train_client``)."""
 
     client: int
-    num_rows: int  # n_k, the client's training rows: its aggregation weight
-    round_rows: int  # rows it was given this round
-    steps: int
-    loss: float
-    seconds: float  # wall time of the whole client turn (trainer build + training + state copy)
-    train_seconds: float  # wall time inside trainer.train()
-    update_bytes: int
+    samples: int  # n_k, the client's training rows
+    weight: float  # its weight in the server average (--fed_weighting)
+    round_samples: int = 0  # rows it was given this round
+    steps: int = 0
+    loss: Optional[float] = None
+    seconds: float = 0.0  # wall time of the whole turn (trainer build + training + state copy)
+    train_seconds: float = 0.0  # wall time inside trainer.train()
+    bytes_sent: int = 0  # server -> client: the global state (+ SCAFFOLD's c)
+    bytes_received: int = 0  # client -> server: its state (+ SCAFFOLD's delta c)
+    skipped_steps: int = 0  # micro-batches with a non-finite loss skipped (--nonfinite_loss skip)
+    status: str = OK  # ok | failed (training raised) | excluded (non-finite update) | empty (no rows)
+    detail: List[str] = field(default_factory=list)  # the error, or the non-finite tensor names
 
     def log_row(self, round_number: int) -> Dict[str, Any]:
-        return {
-            'type': 'client',
-            'round': round_number,
-            'client': self.client,
-            'samples': self.num_rows,
-            'round_samples': self.round_rows,
-            'steps': self.steps,
-            'loss': self.loss,
-            'seconds': round(self.seconds, 4),
-            'train_seconds': round(self.train_seconds, 4),
-            'update_bytes': self.update_bytes,
-        }
+        row = {'type': 'client', 'round': round_number, **asdict(self)}
+        row['seconds'], row['train_seconds'] = round(self.seconds, 4), round(self.train_seconds, 4)
+        return row
 
 
 def client_training_args(base: Any, *, seed_offset: int, max_steps: int, num_train_epochs: float) -> Any:
@@ -71,25 +69,20 @@ def train_client(
     trainer_factory: Callable[..., Any],
     training_args: Any,
     dataset: Dataset,
-    *,
-    client: int,
-    num_rows: int,
-    eval_dataset: Optional[Dataset] = None,
+    result: ClientResult,
+    **trainer_kwargs: Any,
 ) -> Tuple[State, ClientResult]:
-    """Train ``model`` in place on ``dataset`` with a fresh trainer; return its trainable state and statistics."""
+    """Train ``model`` in place on ``dataset`` with a fresh trainer; return its trainable state and ``result`` filled
+    in with the turn's statistics. Exceptions from training propagate (the pipeline applies --client_failure)."""
     start = time.perf_counter()
-    trainer = trainer_factory(model=model, args=training_args, train_dataset=dataset, eval_dataset=eval_dataset)
+    trainer = trainer_factory(model=model, args=training_args, train_dataset=dataset, **trainer_kwargs)
     train_start = time.perf_counter()
     output = trainer.train()
-    train_seconds = time.perf_counter() - train_start
+    result.train_seconds = time.perf_counter() - train_start
     state = get_trainable_state(model)
-    return state, ClientResult(
-        client=client,
-        num_rows=num_rows,
-        round_rows=len(dataset),
-        steps=trainer.state.global_step,
-        loss=float(output.training_loss),
-        seconds=time.perf_counter() - start,
-        train_seconds=train_seconds,
-        update_bytes=state_nbytes(state),
-    )
+    result.round_samples = len(dataset)
+    result.steps = trainer.state.global_step
+    result.loss = float(output.training_loss)
+    result.skipped_steps = trainer.skipped_steps
+    result.seconds = time.perf_counter() - start
+    return state, result

@@ -1,31 +1,70 @@
-"""The run's record: ``fed_log.jsonl`` (one row per client per round, one per round), TensorBoard scalars per round
-and, at the end, PNG plots of every per-round scalar (ms-swift's ``plot_images`` over the TensorBoard file).
+"""The run's record: ``fed_log.jsonl`` (one row per client per round, one per round, one per evaluation),
+TensorBoard scalars per round, and a PNG of training/eval loss per round drawn from ``fed_log.jsonl``.
+
+``fed_log.jsonl`` is the authority: a resumed run first drops rows of rounds after its checkpoint, and the plot is
+drawn from the file, so a killed-and-resumed run has one consistent record.
 """
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
-from swift.utils import plot_images
 from torch.utils.tensorboard import SummaryWriter
 
-from .client import ClientResult
+from .client import OK, ClientResult
 
 
 def round_row(round_number: int, results: List[ClientResult], seconds: float) -> Dict[str, Any]:
-    """The per-round summary: sample-weighted mean client loss (weights n_k, as in the aggregation)."""
-    total_rows = sum(result.num_rows for result in results)
-    loss = sum(result.loss * result.num_rows for result in results) / total_rows if total_rows else None
+    """The per-round summary. ``loss`` is the weight-averaged loss of the clients whose update was aggregated."""
+    accepted = [result for result in results if result.status == OK]
+    total_weight = sum(result.weight for result in accepted)
+    loss = sum(result.loss * result.weight for result in accepted) / total_weight if accepted else None
     return {
         'type': 'round',
         'round': round_number,
+        'status': 'ok' if accepted else 'failed',
         'clients': [result.client for result in results],
-        'samples': total_rows,
+        'aggregated': [result.client for result in accepted],
+        'samples': sum(result.samples for result in accepted),
         'steps': sum(result.steps for result in results),
         'loss': loss,
         'seconds': round(seconds, 4),
-        'bytes_received': sum(result.update_bytes for result in results),
+        'bytes_sent': sum(result.bytes_sent for result in results),
+        'bytes_received': sum(result.bytes_received for result in results),
     }
+
+
+def read_rows(path: str) -> List[Dict[str, Any]]:
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding='utf-8') as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_round_losses(rows: List[Dict[str, Any]], path: str) -> Optional[str]:
+    """Training loss (and eval loss, when evaluated) per round as a PNG; None when there is nothing to draw."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    train = [(row['round'], row['loss']) for row in rows if row['type'] == 'round' and row['loss'] is not None]
+    evals = [(row['round'], row['eval_loss']) for row in rows if row['type'] == 'eval']
+    if not train and not evals:
+        return None
+    figure, axis = plt.subplots(figsize=(8, 5), dpi=100)
+    for points, label, marker in ((train, 'train loss (clients, weighted)', 'o'), (evals, 'eval loss (global)', 's')):
+        if points:
+            axis.plot(*zip(*points), marker=marker, label=label)
+    axis.set_xlabel('round')
+    axis.set_ylabel('loss')
+    axis.set_title('Federated training: loss per round')
+    axis.legend()
+    axis.grid(alpha=0.3)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
 
 
 class FedRunLog:
@@ -33,9 +72,14 @@ class FedRunLog:
 
     def __init__(self, output_dir: str, logging_dir: str) -> None:
         self.path = os.path.join(output_dir, 'fed_log.jsonl')
-        self.images_dir = os.path.join(output_dir, 'images')
-        self.logging_dir = logging_dir
+        self.plot_path = os.path.join(output_dir, 'images', 'fed_loss.png')
         self._writer = SummaryWriter(logging_dir)
+
+    def truncate_after(self, round_number: int) -> None:
+        """Drop rows of rounds after ``round_number`` (written by a run killed before its checkpoint)."""
+        kept = [row for row in read_rows(self.path) if row.get('round', 0) <= round_number]
+        with open(self.path, 'w', encoding='utf-8') as f:
+            f.writelines(json.dumps(row) + '\n' for row in kept)
 
     def write(self, row: Dict[str, Any]) -> None:
         with open(self.path, 'a', encoding='utf-8') as f:
@@ -48,13 +92,18 @@ class FedRunLog:
         self.write(row)
         if row['loss'] is not None:
             self._writer.add_scalar('fed/train_loss', row['loss'], round_number)
-        self._writer.add_scalar('fed/clients', len(results), round_number)
-        self._writer.add_scalar('fed/bytes_received', row['bytes_received'], round_number)
-        self._writer.add_scalar('fed/seconds', row['seconds'], round_number)
+        for key in ('samples', 'bytes_sent', 'bytes_received', 'seconds'):
+            self._writer.add_scalar(f'fed/{key}', row[key], round_number)
+        self._writer.add_scalar('fed/clients_aggregated', len(row['aggregated']), round_number)
         self._writer.flush()
         return row
 
-    def close(self) -> None:
-        """Flush TensorBoard and draw ``images/fed_*.png`` (one plot per per-round scalar)."""
+    def log_eval(self, round_number: int, eval_loss: float) -> None:
+        self.write({'type': 'eval', 'round': round_number, 'eval_loss': eval_loss})
+        self._writer.add_scalar('fed/eval_loss', eval_loss, round_number)
+        self._writer.flush()
+
+    def close(self) -> Optional[str]:
+        """Flush TensorBoard and draw ``images/fed_loss.png``; return its path."""
         self._writer.close()
-        plot_images(self.images_dir, self.logging_dir)
+        return plot_round_losses(read_rows(self.path), self.plot_path)

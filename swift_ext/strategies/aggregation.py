@@ -1,6 +1,7 @@
-"""Aggregation helpers: a streaming weighted mean and the key/shape check that guards every arithmetic step."""
+"""Aggregation helpers: the key/shape check that guards every arithmetic step, a streaming weighted mean, the
+pseudo-gradient, and the finiteness check applied to every client update."""
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 
@@ -17,6 +18,17 @@ def check_compatible(reference: State, other: State, what: str) -> None:
     for name, tensor in reference.items():
         if other[name].shape != tensor.shape:
             raise ValueError(f'{what}: {name} has shape {tuple(other[name].shape)}, expected {tuple(tensor.shape)}.')
+
+
+def non_finite_tensors(state: State) -> List[str]:
+    """Names of the tensors that hold a NaN or an infinity."""
+    return [name for name, tensor in state.items() if not bool(torch.isfinite(tensor).all())]
+
+
+def pseudo_gradient(global_state: State, client_mean: State) -> State:
+    """Delta_t = mean_k(x_k) - x_t in float64: the direction the clients moved the model this round."""
+    check_compatible(global_state, client_mean, 'client mean')
+    return {name: client_mean[name].to(torch.float64) - global_state[name].to(torch.float64) for name in global_state}
 
 
 class WeightedMean:

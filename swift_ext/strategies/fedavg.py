@@ -1,29 +1,31 @@
 """FedAvg: McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from Decentralized Data"
 (arXiv:1602.05629).
 
-Update rule, with S_t the clients sampled in round t, n_k the number of training rows of client k and w_k the
-weights client k returns after its local steps from w_t:
+Update rule, with S_t the clients that returned an update in round t, w_k the weight of client k and x_k the
+weights client k returns after its local steps from x_t:
 
-    w_{t+1} = sum_{k in S_t} n_k w_k / sum_{k in S_t} n_k
+    x_{t+1} = sum_{k in S_t} w_k x_k / sum_{k in S_t} w_k
 
-The weights are normalised over the sampled clients (as FedMABench and OpenFedLLM do), not over all clients.
+w_k is chosen by ``--fed_weighting``: ``samples`` (n_k, the client's training rows; the paper's choice),
+``episodes`` (the client's distinct episodes; FedMABench's ``avg-epi``) or ``uniform`` (1). The weights are
+normalised over the clients of the round (as FedMABench and OpenFedLLM do), not over all clients.
 """
-
-from typing import Protocol
 
 from .aggregation import State, WeightedMean, check_compatible
 
 
-class Strategy(Protocol):
-    """A server strategy: turns the global state and the round's weighted client mean into the next global state."""
-
-    def aggregate(self, global_state: State, client_mean: WeightedMean) -> State: ...
-
-
 class FedAvg:
-    """The next global state is the sample-weighted mean of the client states."""
+    """The next global state is the weighted mean of the client states. Stateless."""
 
     def aggregate(self, global_state: State, client_mean: WeightedMean) -> State:
         mean = client_mean.mean()
         check_compatible(global_state, mean, 'aggregated state')
         return mean
+
+    def state_dict(self) -> State:
+        """Server-side tensors to checkpoint (momenta, moments, control variates); none for FedAvg."""
+        return {}
+
+    def load_state_dict(self, state: State) -> None:
+        if state:
+            raise ValueError(f'{type(self).__name__} keeps no server state, got {sorted(state)[:5]}.')
