@@ -9,7 +9,7 @@
   the learning rates it applied (``swift_ext.strategies.scaffold``).
 """
 
-from typing import Any, Dict, Literal, Optional, Type
+from typing import Any, Dict, Literal, Optional, Sequence, Type
 
 import torch
 from transformers import TrainerCallback
@@ -32,9 +32,12 @@ def make_client_trainer_cls(base: Type) -> Type:
             proximal_mu: float = 0.0,
             anchor: Optional[State] = None,
             nonfinite_loss: Literal['stop', 'skip'] = 'stop',
+            extra_callbacks: Sequence[TrainerCallback] = (),
             **kwargs,
         ) -> None:
             super().__init__(*args, **kwargs)
+            for callback in extra_callbacks:  # ms-swift already passes its own `callbacks` to transformers' Trainer
+                self.add_callback(callback)
             self.proximal_mu = proximal_mu
             self.nonfinite_loss = nonfinite_loss
             self.skipped_steps = 0

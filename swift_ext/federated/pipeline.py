@@ -190,6 +190,22 @@ class FedSwiftSft(SwiftSft):
         # objects (model, tokenizer, datasets) takes them out of those collections: ~0.35 s less per client here.
         gc.collect()
         gc.freeze()
+        try:
+            saved, totals = self._run_rounds(rounds_done, global_state, data, run_log)
+        finally:
+            gc.unfreeze()
+        summary = {'fed_alg': args.fed_alg, 'rounds': args.round, 'global_models': saved, **totals}
+        if run_log is not None:
+            summary['loss_plot'] = run_log.close()
+            append_to_jsonl(os.path.join(args.output_dir, 'logging.jsonl'), summary)
+        return summary
+
+    def _run_rounds(
+        self, rounds_done: int, global_state: State, data: FederatedData, run_log: Optional[FedRunLog]
+    ) -> tuple:
+        """Rounds ``rounds_done+1..round``: train, log, evaluate, save when due, checkpoint. Returns (saved dirs,
+        communication totals)."""
+        args = self.args
         saved, totals = [], {'bytes_sent': 0, 'bytes_received': 0}
         for round_idx in tqdm(
             range(rounds_done, args.round), desc='Round', disable=not is_master(), initial=rounds_done, total=args.round
@@ -198,11 +214,14 @@ class FedSwiftSft(SwiftSft):
             start = time.perf_counter()
             global_state, round_state = self._run_round(round_idx, global_state, data)
             load_trainable_state(self.model, global_state)
+            eval_loss = None
+            if args.fed_eval_every and round_number % args.fed_eval_every == 0:
+                eval_loss = self._evaluate_global(data)
             if run_log is not None:
                 row = run_log.log_round(round_number, round_state.results, time.perf_counter() - start)
                 totals = {key: totals[key] + row[key] for key in totals}
-                if args.fed_eval_every and round_number % args.fed_eval_every == 0:
-                    run_log.log_eval(round_number, self._evaluate_global(data))
+                if eval_loss is not None:
+                    run_log.log_eval(round_number, eval_loss)
             if is_master() and (round_number % args.save_every == 0 or round_number == args.round):
                 saved.append(save_global_model(self.model, self.processor, args.output_dir, round_number))
             if is_master():
@@ -213,11 +232,7 @@ class FedSwiftSft(SwiftSft):
                     {'fed_alg': args.fed_alg, 'client_num': args.client_num, 'seed': args.seed},
                     round_state.client_controls,
                 )
-        summary = {'fed_alg': args.fed_alg, 'rounds': args.round, 'global_models': saved, **totals}
-        if run_log is not None:
-            summary['loss_plot'] = run_log.close()
-            append_to_jsonl(os.path.join(args.output_dir, 'logging.jsonl'), summary)
-        return summary
+        return saved, totals
 
     # ------------------------------------------------------------------------------------------------ rounds
 
@@ -331,7 +346,7 @@ class FedSwiftSft(SwiftSft):
             name: t.new_zeros(t.shape) for name, t in server_control.items()
         }
         correction = ScaffoldCorrection({name: server_control[name] - client_control[name] for name in global_state})
-        kwargs['callbacks'] = [correction]
+        kwargs['extra_callbacks'] = [correction]
         result.bytes_sent += state_nbytes(server_control)
 
         def finish(state: State, finished: ClientResult) -> State:
@@ -354,12 +369,22 @@ class FedSwiftSft(SwiftSft):
             json.dump(result.log_row(round_number), f, indent=2)
 
     def _evaluate_global(self, data: FederatedData) -> float:
-        """Loss of the current global model on the validation split (ms-swift's evaluation loop)."""
+        """Loss of the current global model on the validation split.
+
+        transformers' own evaluation loop, called directly: ``Trainer.evaluate`` would also fire ms-swift's log
+        callbacks, which assume a training run around them.
+        """
         args = self.args
         val = self._encoded(data.val)
         eval_args = client_training_args(args.training_args, seed_offset=0, max_steps=-1, num_train_epochs=1)
         trainer = self.trainer_factory(model=self.model, args=eval_args, train_dataset=val, eval_dataset=val)
-        return float(trainer.evaluate()['eval_loss'])
+        output = trainer.evaluation_loop(
+            trainer.get_eval_dataloader(val),
+            description='federated evaluation',
+            prediction_loss_only=True,
+            metric_key_prefix='eval',
+        )
+        return float(output.metrics['eval_loss'])
 
 
 def fed_sft_main(args: Optional[Union[List[str], FedSftArguments]] = None) -> Dict[str, Any]:
