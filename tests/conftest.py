@@ -50,6 +50,20 @@ def sample_jsonl_without_clients(sample_jsonl, tmp_path_factory) -> str:
     return str(path)
 
 
+def tiny_lora_options(model_dir: str, dataset: str, output_dir: str) -> Dict[str, object]:
+    """The flags every tiny-model training test shares: LoRA, two local steps, CPU, offline, no loader workers."""
+    return {
+        'model': model_dir, 'model_type': 'qwen2_vl', 'template': 'qwen2_vl', 'dataset': dataset,
+        'tuner_type': 'lora', 'lora_rank': 4, 'learning_rate': '5e-3', 'max_steps': 2,
+        'gradient_accumulation_steps': 1, 'check_model': 'false', 'dataloader_num_workers': 0, 'report_to': 'none',
+        'output_dir': output_dir,
+    }  # fmt: skip
+
+
+def as_argv(options: Dict[str, object]) -> List[str]:
+    return [token for name, value in options.items() for token in (f'--{name}', str(value))]
+
+
 def run_cli(command: List[str], env: Optional[Dict[str, str]] = None, timeout: int = 600) -> str:
     """Run a console script of this venv (``swift``, ``swift-fed``); fail with the output tail on a non-zero exit."""
     full_env = {**os.environ, **OFFLINE_ENV, **(env or {})}

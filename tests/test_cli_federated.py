@@ -8,78 +8,22 @@ import torch
 
 from tests.conftest import load_adapter, read_jsonl, run_cli, run_dir
 
+# The FedMABench command line of the issue (ms-swift 2.x names), scaled down to the tiny model and two rounds.
+FEDMABENCH_COMMAND = """
+    sft --round 2 --fed_alg fedavg --client_num 4 --client_sample 2
+    --model_type qwen2-vl-2b-instruct --model_id_or_path {model}
+    --check_model_is_latest False --lazy_tokenize True --preprocess_num_proc 1
+    --dataset {dataset} --sft_type lora --tuner_backend peft --dtype AUTO
+    --output_dir {output} --train_dataset_sample -1 --dataset_test_ratio 0 --max_steps 2 --max_length 8192
+    --check_dataset_strategy warning --lora_rank 8 --lora_alpha 32 --lora_dropout 0.05
+    --gradient_checkpointing true --batch_size 1 --weight_decay 0.1 --learning_rate 5e-3
+    --gradient_accumulation_steps 1 --max_grad_norm 0.5 --warmup_ratio 0.03 --eval_strategy no
+    --save_strategy no --logging_steps 100 --save_every 1
+"""
+
 
 def fedmabench_argv(model_dir: str, dataset: str, output_dir: str) -> list:
-    """The FedMABench command line of the issue (ms-swift 2.x names), scaled down to the tiny model."""
-    return [
-        'sft',
-        '--round',
-        '2',
-        '--fed_alg',
-        'fedavg',
-        '--client_num',
-        '4',
-        '--client_sample',
-        '2',
-        '--model_type',
-        'qwen2-vl-2b-instruct',
-        '--model_id_or_path',
-        model_dir,
-        '--check_model_is_latest',
-        'False',
-        '--lazy_tokenize',
-        'True',
-        '--preprocess_num_proc',
-        '1',
-        '--dataset',
-        dataset,
-        '--sft_type',
-        'lora',
-        '--tuner_backend',
-        'peft',
-        '--dtype',
-        'AUTO',
-        '--output_dir',
-        output_dir,
-        '--train_dataset_sample',
-        '-1',
-        '--dataset_test_ratio',
-        '0',
-        '--max_steps',
-        '2',
-        '--max_length',
-        '8192',
-        '--check_dataset_strategy',
-        'warning',
-        '--lora_rank',
-        '8',
-        '--lora_alpha',
-        '32',
-        '--lora_dropout',
-        '0.05',
-        '--gradient_checkpointing',
-        'true',
-        '--batch_size',
-        '1',
-        '--weight_decay',
-        '0.1',
-        '--learning_rate',
-        '5e-3',
-        '--gradient_accumulation_steps',
-        '1',
-        '--max_grad_norm',
-        '0.5',
-        '--warmup_ratio',
-        '0.03',
-        '--eval_strategy',
-        'no',
-        '--save_strategy',
-        'no',
-        '--logging_steps',
-        '100',
-        '--save_every',
-        '1',
-    ]
+    return FEDMABENCH_COMMAND.format(model=model_dir, dataset=dataset, output=output_dir).split()
 
 
 @pytest.fixture(scope='module')
@@ -136,6 +80,25 @@ def test_swift_fed_gives_the_same_result_as_hooked_swift_sft(fed_run, tiny_model
         actual = load_adapter(os.path.join(other, f'global_lora_{round_number}'))
         for key in expected:
             torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=1e-7)
+
+
+def test_swift_fed_reads_a_yaml_config_like_ms_swift(fed_run, tiny_model_dir, sample_jsonl, tmp_path):
+    argv = fedmabench_argv(tiny_model_dir, sample_jsonl, str(tmp_path / 'out'))[1:]
+    options = dict(zip(argv[::2], argv[1::2]))
+    config = tmp_path / 'fed.yaml'
+    config.write_text(''.join(f'{name[2:]}: "{value}"\n' for name, value in options.items()))  # quoted: `no`
+    run_cli(['swift-fed', 'sft', str(config)])
+    other = run_dir(str(tmp_path / 'out'))
+    expected, actual = (load_adapter(os.path.join(run, 'global_lora_2')) for run in (fed_run, other))
+    assert all(torch.equal(actual[key], expected[key]) for key in expected)
+
+
+def test_run_summary_totals_the_communication(fed_run):
+    summary = read_jsonl(os.path.join(fed_run, 'logging.jsonl'))[-1]
+    rounds = [row for row in read_jsonl(os.path.join(fed_run, 'fed_log.jsonl')) if row['type'] == 'round']
+    assert summary['bytes_sent'] == sum(row['bytes_sent'] for row in rounds) > 0
+    assert summary['bytes_received'] == sum(row['bytes_received'] for row in rounds) > 0
+    assert summary['global_models'] == [os.path.join(fed_run, f'global_lora_{r}') for r in (1, 2)]
 
 
 def test_swift_infer_loads_a_global_adapter(fed_run, sample_jsonl, tmp_path):

@@ -11,7 +11,7 @@ import torch
 
 import swift_ext.federated.pipeline as pipeline
 from swift_ext.federated.pipeline import fed_sft_main
-from tests.conftest import load_adapter, read_jsonl
+from tests.conftest import as_argv, load_adapter, read_jsonl, tiny_lora_options
 
 ALGORITHMS = [
     'fedavg',
@@ -29,44 +29,14 @@ ALGORITHMS = [
 
 def run_federated(model_dir, dataset, output_dir, *extra):
     """A two-round, four-client federated run in this process; returns its run directory."""
-    argv = [
-        '--model',
-        model_dir,
-        '--model_type',
-        'qwen2_vl',
-        '--template',
-        'qwen2_vl',
-        '--dataset',
-        dataset,
-        '--tuner_type',
-        'lora',
-        '--lora_rank',
-        '4',
-        '--learning_rate',
-        '5e-3',
-        '--max_steps',
-        '2',
-        '--gradient_accumulation_steps',
-        '1',
-        '--check_model',
-        'false',
-        '--dataloader_num_workers',
-        '0',
-        '--report_to',
-        'none',
-        '--output_dir',
-        str(output_dir),
-        '--round',
-        '2',
-        '--client_num',
-        '4',
-        '--client_sample',
-        '2',
-        '--save_every',
-        '1',
-        *extra,
-    ]
-    fed_sft_main(argv)
+    options = {
+        **tiny_lora_options(model_dir, dataset, str(output_dir)),
+        'round': 2,
+        'client_num': 4,
+        'client_sample': 2,
+        'save_every': 1,
+    }
+    fed_sft_main([*as_argv(options), *extra])
     runs = sorted(glob.glob(os.path.join(str(output_dir), 'v*-*')), key=os.path.getmtime)
     return runs[-1]
 
@@ -102,6 +72,25 @@ def test_every_algorithm_runs_two_rounds_and_saves_loadable_adapters(fed_alg, ti
         assert len(controls) >= 2  # c_i of every client that trained, carried across rounds
         # SCAFFOLD sends x and c, and receives y_i and delta c_i: twice FedAvg's traffic each way.
         assert all(row['bytes_sent'] == row['bytes_received'] == 2 * lora_bytes for row in client_rows(run))
+
+
+def test_full_fine_tuning_saves_a_loadable_global_model(tiny_model_dir, sample_jsonl, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import Qwen2VLForConditionalGeneration
+
+    run = run_federated(
+        tiny_model_dir, sample_jsonl, tmp_path, '--tuner_type', 'full', '--learning_rate', '1e-3', '--round', '1'
+    )
+    model = Qwen2VLForConditionalGeneration.from_pretrained(os.path.join(run, 'global_model_1'))
+    base = Qwen2VLForConditionalGeneration.from_pretrained(tiny_model_dir)
+    global_state = load_file(os.path.join(run, 'fed_checkpoint', 'round_1', 'global_state.safetensors'))
+    params = dict(model.named_parameters())
+    # ms-swift's full tuning trains the language model and freezes the vision tower by default (--freeze_vit).
+    assert any('language_model' in name for name in global_state) and not any('visual' in n for n in global_state)
+    assert all(torch.equal(params[name], tensor) for name, tensor in global_state.items())
+    changed = [name for name, p in base.named_parameters() if not torch.equal(p, params[name])]
+    assert changed, 'full fine-tuning left every weight unchanged'
+    assert os.path.isfile(os.path.join(run, 'global_model_1', 'tokenizer.json'))
 
 
 def test_invariants_on_real_training(tiny_model_dir, sample_jsonl, tmp_path):

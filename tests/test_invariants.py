@@ -6,48 +6,21 @@ import os
 
 import torch
 
-from tests.conftest import load_adapter, run_cli, run_dir
+from tests.conftest import as_argv, load_adapter, run_cli, run_dir, tiny_lora_options
 
 STEPS = 3
 
 
 def common_argv(model_dir: str, dataset: str, output_dir: str) -> list:
-    return [
-        '--model',
-        model_dir,
-        '--model_type',
-        'qwen2_vl',
-        '--template',
-        'qwen2_vl',
-        '--dataset',
-        dataset,
-        '--tuner_type',
-        'lora',
-        '--lora_rank',
-        '4',
-        '--lora_dropout',
-        '0.1',
-        '--learning_rate',
-        '1e-2',
-        '--max_steps',
-        str(STEPS),
-        '--gradient_accumulation_steps',
-        '1',
-        '--per_device_train_batch_size',
-        '1',
-        '--output_dir',
-        output_dir,
-        '--check_model',
-        'false',
-        '--dataloader_num_workers',
-        '0',
-        '--seed',
-        '7',
-        '--report_to',
-        'none',
-        '--logging_steps',
-        '1',
-    ]
+    options = {
+        **tiny_lora_options(model_dir, dataset, output_dir),
+        'lora_dropout': 0.1,
+        'learning_rate': '1e-2',
+        'max_steps': STEPS,
+        'seed': 7,
+        'logging_steps': 1,
+    }
+    return as_argv(options)
 
 
 def plain_sft_adapter(model_dir: str, dataset: str, output_dir: str, env=None) -> dict:

@@ -8,50 +8,20 @@ import time
 
 import torch
 
-from tests.conftest import BIN_DIR, OFFLINE_ENV, load_adapter, read_jsonl, run_cli, run_dir
+from tests.conftest import BIN_DIR, OFFLINE_ENV, as_argv, load_adapter, read_jsonl, run_cli, run_dir, tiny_lora_options
 
 
 def scaffold_argv(model_dir, dataset, output_dir):
     # SCAFFOLD: the checkpoint must carry the global state, the server control c and every client's c_i.
-    return [
-        'sft',
-        '--fed_alg',
-        'scaffold',
-        '--round',
-        '3',
-        '--client_num',
-        '4',
-        '--client_sample',
-        '2',
-        '--model',
-        model_dir,
-        '--model_type',
-        'qwen2_vl',
-        '--template',
-        'qwen2_vl',
-        '--dataset',
-        dataset,
-        '--tuner_type',
-        'lora',
-        '--lora_rank',
-        '4',
-        '--learning_rate',
-        '5e-3',
-        '--max_steps',
-        '2',
-        '--gradient_accumulation_steps',
-        '1',
-        '--check_model',
-        'false',
-        '--dataloader_num_workers',
-        '0',
-        '--report_to',
-        'none',
-        '--save_every',
-        '1',
-        '--output_dir',
-        output_dir,
-    ]
+    options = {
+        **tiny_lora_options(model_dir, dataset, output_dir),
+        'fed_alg': 'scaffold',
+        'round': 3,
+        'client_num': 4,
+        'client_sample': 2,
+        'save_every': 1,
+    }
+    return ['sft', *as_argv(options)]
 
 
 def kill_during_round_two(argv, output_dir):
