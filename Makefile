@@ -12,13 +12,15 @@ export HF_DATASETS_OFFLINE := 1
 export MODELSCOPE_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench tiny-model sample-data clean
+.PHONY: install demo test lint bench bench-converter tiny-model sample-data ac-unpack ac-conversations ac-partition \
+	ac-data clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps android-env==1.3.0
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
@@ -56,6 +58,32 @@ lint: $(VENV)/.installed
 
 bench: $(TINY_MODEL)/config.json $(SAMPLE)
 	$(PY) benchmarks/bench_fed_overhead.py --model $(TINY_MODEL) --dataset $(SAMPLE)
+
+# Android-Control: raw GZIP TFRecord shards -> episodes -> conversations -> client partitions (README section).
+AC_RAW ?= data/android_control/raw
+AC_OUT ?= data/android_control
+AC_FORMAT ?= fedmabench
+AC_LEVEL ?= high
+AC_PARTITION ?= --method dirichlet --partition_by app --alpha 0.5
+NUM_CLIENTS ?= 10
+
+ac-unpack: $(VENV)/.installed
+	$(PY) -m data_tools.unpack --shards $(AC_RAW)/android_control-* --output $(AC_OUT) \
+	  --splits $(AC_RAW)/splits.json --test_subsplits $(AC_RAW)/test_subsplits.json
+
+ac-conversations: $(VENV)/.installed
+	$(PY) scripts/convert_to_conversations.py --input $(AC_OUT)/episode-wise-all.jsonl \
+	  --output $(AC_OUT)/conversations.jsonl --image_root $(AC_OUT) --drop_if_missing \
+	  --prompt_format $(AC_FORMAT) --level $(AC_LEVEL)
+
+ac-partition: $(VENV)/.installed
+	$(PY) -m data_tools.partition --input $(AC_OUT)/conversations.jsonl --output $(AC_OUT)/conversations_clients.jsonl \
+	  --split train $(AC_PARTITION) --num_clients $(NUM_CLIENTS) --seed 42 --report_dir $(AC_OUT)/partition_report
+
+ac-data: ac-unpack ac-conversations ac-partition
+
+bench-converter: $(VENV)/.installed
+	$(PY) benchmarks/bench_converter.py
 
 clean:
 	rm -rf build data/sample output
