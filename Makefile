@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export MODELSCOPE_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench bench-converter tiny-model sample-data ac-unpack ac-conversations ac-partition \
+.PHONY: install demo eval test lint bench bench-converter tiny-model sample-data ac-unpack ac-conversations ac-partition \
 	ac-data clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -48,6 +48,11 @@ demo: $(TINY_MODEL)/config.json $(SAMPLE)
 	  --gradient_accumulation_steps 1 --max_grad_norm 0.5 --warmup_ratio 0.03 --eval_strategy no \
 	  --save_strategy no --logging_steps 100 --save_every 2
 	@echo "Global adapters: $$(ls -d $(DEMO_OUT)/*/global_lora_* | tr '\n' ' ')"
+
+# Action metrics of every global adapter of the newest demo run (and the base model); run `make demo` first.
+eval: $(TINY_MODEL)/config.json $(SAMPLE)
+	$(BIN)/swift-ext-eval --model $(TINY_MODEL) --run_dir $$(ls -d $(DEMO_OUT)/v*-* | tail -1) --base \
+	  --dataset $(SAMPLE) --limit 32 --max_new_tokens 16 --output_dir $(DEMO_OUT)/eval
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

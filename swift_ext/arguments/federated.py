@@ -60,6 +60,12 @@ class FederatedArguments:
             'skip' gives that micro-batch a zero gradient. Defaults to 'stop'.
         fed_eval_every (int): Every N rounds, evaluate the global model's loss on the validation split
             (`split_dataset_ratio` > 0 or `val_dataset`); 0 disables it. Defaults to 0.
+        fed_eval_generation_rows (int): With `fed_eval_every`, also let the global model generate on the first N
+            validation rows and score its actions (type accuracy, step and episode success, FedMABench's TF-IDF
+            accuracy; see `swift_ext.evaluation`). 0 disables it. Defaults to 0.
+        fed_eval_prompt_format (str): The answer format of the data for that scoring: 'fedmabench' (natural
+            language), 'json' or 'mobile_use'. Defaults to 'fedmabench'.
+        fed_eval_max_new_tokens (int): Generation length for that scoring. Defaults to 64.
     """
 
     fed_alg: str = 'fedavg'
@@ -82,6 +88,9 @@ class FederatedArguments:
     client_failure: Literal['skip', 'abort'] = 'skip'
     nonfinite_loss: Literal['stop', 'skip'] = 'stop'
     fed_eval_every: int = 0
+    fed_eval_generation_rows: int = 0
+    fed_eval_prompt_format: Literal['fedmabench', 'json', 'mobile_use'] = 'fedmabench'
+    fed_eval_max_new_tokens: int = 64
 
     def _check_federated(self) -> None:
         """Validate the federated fields; raise ``ValueError`` naming the argument and the fix."""
@@ -92,8 +101,11 @@ class FederatedArguments:
         for name in ('round', 'client_num', 'client_sample', 'round_per_epoch', 'save_every'):
             if getattr(self, name) < 1:
                 raise ValueError(f'--{name} must be >= 1, got {getattr(self, name)}.')
-        if self.fed_eval_every < 0:
-            raise ValueError(f'--fed_eval_every must be >= 0, got {self.fed_eval_every}.')
+        for name in ('fed_eval_every', 'fed_eval_generation_rows'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'--{name} must be >= 0, got {getattr(self, name)}.')
+        if self.fed_eval_generation_rows and not self.fed_eval_every:
+            raise ValueError('--fed_eval_generation_rows needs --fed_eval_every N (the rounds to evaluate).')
         if self.fedprox_mu < 0:
             raise ValueError(f'--fedprox_mu must be >= 0, got {self.fedprox_mu}.')
         local_client = self.local_client

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from data_tools.partition import assign_client_ids
 
 from ..arguments.sft import FedSftArguments
+from ..evaluation import evaluate_generation
 from ..legacy_args import translate_legacy_argv, unknown_argument_hint, unknown_flags
 from ..strategies import FedAvg, FedProx, Scaffold, ServerConfig, WeightedMean, build_strategy, non_finite_tensors
 from ..strategies.aggregation import check_compatible
@@ -214,14 +215,14 @@ class FedSwiftSft(SwiftSft):
             start = time.perf_counter()
             global_state, round_state = self._run_round(round_idx, global_state, data)
             load_trainable_state(self.model, global_state)
-            eval_loss = None
+            evaluation = None
             if args.fed_eval_every and round_number % args.fed_eval_every == 0:
-                eval_loss = self._evaluate_global(data)
+                evaluation = self._evaluate_global(data)
             if run_log is not None:
                 row = run_log.log_round(round_number, round_state.results, time.perf_counter() - start)
                 totals = {key: totals[key] + row[key] for key in totals}
-                if eval_loss is not None:
-                    run_log.log_eval(round_number, eval_loss)
+                if evaluation is not None:
+                    run_log.log_eval(round_number, *evaluation)
             if is_master() and (round_number % args.save_every == 0 or round_number == args.round):
                 saved.append(save_global_model(self.model, self.processor, args.output_dir, round_number))
             if is_master():
@@ -368,11 +369,12 @@ class FedSwiftSft(SwiftSft):
         with open(os.path.join(directory, f'client_{result.client}.json'), 'w', encoding='utf-8') as f:
             json.dump(result.log_row(round_number), f, indent=2)
 
-    def _evaluate_global(self, data: FederatedData) -> float:
-        """Loss of the current global model on the validation split.
+    def _evaluate_global(self, data: FederatedData) -> tuple:
+        """(validation loss, action metrics or None) of the current global model.
 
-        transformers' own evaluation loop, called directly: ``Trainer.evaluate`` would also fire ms-swift's log
-        callbacks, which assume a training run around them.
+        The loss comes from transformers' own evaluation loop, called directly (``Trainer.evaluate`` would also fire
+        ms-swift's log callbacks, which assume a training run around them). With --fed_eval_generation_rows the model
+        also generates on the first validation rows, scored by ``swift_ext.evaluation``.
         """
         args = self.args
         val = self._encoded(data.val)
@@ -384,7 +386,17 @@ class FedSwiftSft(SwiftSft):
             prediction_loss_only=True,
             metric_key_prefix='eval',
         )
-        return float(output.metrics['eval_loss'])
+        actions = None
+        if args.fed_eval_generation_rows:
+            rows = data.val.select(range(min(args.fed_eval_generation_rows, len(data.val)))).to_list()
+            actions = evaluate_generation(
+                self.model,
+                self.template,
+                rows,
+                prompt_format=args.fed_eval_prompt_format,
+                max_new_tokens=args.fed_eval_max_new_tokens,
+            )['overall']
+        return float(output.metrics['eval_loss']), actions
 
 
 def fed_sft_main(args: Optional[Union[List[str], FedSftArguments]] = None) -> Dict[str, Any]:

@@ -47,6 +47,7 @@ def plot_round_losses(rows: List[Dict[str, Any]], path: str) -> Optional[str]:
 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     train = [(row['round'], row['loss']) for row in rows if row['type'] == 'round' and row['loss'] is not None]
     evals = [(row['round'], row['eval_loss']) for row in rows if row['type'] == 'eval']
@@ -57,6 +58,7 @@ def plot_round_losses(rows: List[Dict[str, Any]], path: str) -> Optional[str]:
         if points:
             axis.plot(*zip(*points), marker=marker, label=label)
     axis.set_xlabel('round')
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel('loss')
     axis.set_title('Federated training: loss per round')
     axis.legend()
@@ -98,9 +100,21 @@ class FedRunLog:
         self._writer.flush()
         return row
 
-    def log_eval(self, round_number: int, eval_loss: float) -> None:
-        self.write({'type': 'eval', 'round': round_number, 'eval_loss': eval_loss})
+    def log_eval(self, round_number: int, eval_loss: float, actions: Optional[Dict[str, Any]] = None) -> None:
+        """The global model's validation loss and, when scored, its action metrics (``overall`` of
+        ``swift_ext.evaluation.score``) under ``actions``."""
+        self.write(
+            {
+                'type': 'eval',
+                'round': round_number,
+                'eval_loss': eval_loss,
+                **({'actions': actions} if actions is not None else {}),
+            }
+        )
         self._writer.add_scalar('fed/eval_loss', eval_loss, round_number)
+        for name, value in (actions or {}).items():
+            if isinstance(value, (int, float)) and value is not None:
+                self._writer.add_scalar(f'fed/eval_{name}', value, round_number)
         self._writer.flush()
 
     def close(self) -> Optional[str]:

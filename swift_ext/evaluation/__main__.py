@@ -1,0 +1,3 @@
+from swift_ext.evaluation.cli import main
+
+main()
