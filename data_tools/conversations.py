@@ -19,7 +19,7 @@ from data_tools.schema import PER_STEP_FIELDS
 KEPT_COLUMNS = ('episode_id', 'step', 'client_id', 'app', 'category', 'split', 'test_subsplits')
 
 # Per-step fields the converter reads (data_tools.schema names them in both record kinds).
-STEP_FIELDS = ('sub_instruction', 'act_origin', 'act_convert', 'img', 'screen_size')
+STEP_FIELDS = ('sub_instruction', 'act_origin', 'act_convert', 'img', 'screen_size', 'target_bounds')
 
 
 def field_name(key: str, kind: str) -> str:
@@ -142,7 +142,17 @@ def conversation_row(record: Dict, options: ConvertOptions, history: Sequence[st
         conversations += [{'from': 'user', 'value': user}, {'from': 'assistant', 'value': answer}]
     row = {'conversations': conversations, 'images': _image_paths(steps, options)}
     row.update({column: record[column] for column in KEPT_COLUMNS if column in record})
+    row.update(structured_golds(record, steps))
     return row
+
+
+def structured_golds(record: Dict, steps: Sequence[Step]) -> Dict[str, list]:
+    """One gold action per assistant turn, for grounded evaluation (``swift_ext.evaluation``): ``acts_origin`` as
+    Android-Control JSON strings, a click's target element box added as ``bounds``, and ``screen_sizes``."""
+    kind = record_kind(record)
+    bounds = _values(record, field_name('target_bounds', kind), kind, len(steps))
+    acts = [json.dumps({**step.act_origin, **({'bounds': box} if box else {})}) for step, box in zip(steps, bounds)]
+    return {'acts_origin': acts, 'screen_sizes': [step.screen_size for step in steps]}
 
 
 def convert_records(

@@ -14,4 +14,5 @@ PER_STEP_FIELDS: Dict[str, str] = {
     'img': 'imgs',
     'elements': 'elements',
     'screen_size': 'screen_sizes',
+    'target_bounds': 'targets_bounds',
 }

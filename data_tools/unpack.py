@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 from PIL import Image
 from tqdm import tqdm
 
-from data_tools.a11y import elements_from_forest
+from data_tools.a11y import Element, element_at, elements_from_forest
 from data_tools.actions import STATUS_ACTION, STATUS_SUB_INSTRUCTION, describe_action, parse_action
 from data_tools.episodes import Episode, RecordError, read_episodes
 from data_tools.jsonl import dumps
@@ -47,6 +47,14 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def target_bounds(action: Dict, elements: Sequence[Element]) -> Optional[List[int]]:
+    """[l, t, r, b] of the element a click or long press resolves to (the one its description names), else None."""
+    if action.get('action_type') not in ('click', 'long_press'):
+        return None
+    element = element_at(action['x'], action['y'], elements)
+    return list(element.bounds) if element is not None else None
+
+
 def unpack_episode(
     episode: Episode, output: Path, splits: EpisodeSplits, app_categories: Dict[str, str]
 ) -> Dict[str, object]:
@@ -59,11 +67,12 @@ def unpack_episode(
     folder.mkdir(parents=True, exist_ok=True)
     acts_origin = [*episode.actions, STATUS_ACTION]
     actions = [parse_action(a) for a in acts_origin]
-    acts_convert, imgs, element_files = [], [], []
+    acts_convert, imgs, element_files, targets_bounds = [], [], [], []
     for step, (png, tree, action) in enumerate(zip(episode.screenshots, episode.accessibility_trees, actions)):
         _check_png(png)
         elements = elements_from_forest(tree)
         acts_convert.append(describe_action(action, elements))
+        targets_bounds.append(target_bounds(action, elements))
         img, element_file = folder / f'{step:02d}.png', folder / f'{step:02d}.json'
         img.write_bytes(png)
         element_file.write_text(json.dumps([e.to_dict() for e in elements], ensure_ascii=False), encoding='utf-8')
@@ -79,6 +88,7 @@ def unpack_episode(
         'imgs': imgs,
         'elements': element_files,
         'screen_sizes': [list(size) for size in zip(episode.screenshot_widths, episode.screenshot_heights)],
+        'targets_bounds': targets_bounds,
         'app': app,
         'category': app_categories.get(app) if app else None,
         'split': splits.split(episode.episode_id),

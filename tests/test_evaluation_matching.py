@@ -46,6 +46,9 @@ CASES = [
     ('negative coordinate', click(-1, 1200), GOLD_CLICK, DEFAULT, False),
     # Without a screen size, points beyond 1080x2400 (other devices) are judged by distance only.
     ('gold outside the default screen, unknown screen', click(1290, 2840), click(1293, 2847), DEFAULT, True),
+    # A gold point off the stated screen shows the size is not the device's: it rejects nothing, distance decides.
+    ('gold outside the stated screen', click(1293, 2847), Action('click', point=(1290, 2840), screen=SCREEN),
+     DEFAULT, True),
     ('long press vs click at the same point', click(540, 1200, 'long_press'), GOLD_CLICK, DEFAULT, False),
     ('long press at the gold point', click(540, 1200, 'long_press'), click(540, 1200, 'long_press'), DEFAULT, True),
     ('click named by label, same label modulo case/space', Action('click', target='  timer '),

@@ -64,14 +64,21 @@ def answer(prompt_format: str, act: dict) -> str:
 OPPOSITE = {'up': 'down', 'down': 'up', 'left': 'right', 'right': 'left'}
 
 
-def perturb(act: dict, k: int) -> tuple:
+def on_screen(act: dict) -> bool:
+    return 0 <= act['x'] <= SCREEN[0] and 0 <= act['y'] <= SCREEN[1]
+
+
+def perturb(act: dict, k: int, screen_known: bool) -> tuple:
     """(perturbed action, type still right, step still right) for the k-th step of its type, by the definitions:
-    a click moved 0.10 of the diagonal is right, 0.20 is wrong; a reversed scroll is wrong; upper-cased, re-spaced
-    text is right, other text is wrong; home for back and wait for open_app are wrong types."""
+    a click moved 0.10 of the diagonal is right, 0.20 is wrong, and one moved off the row's screen is wrong unless
+    the gold point was already off it; a reversed scroll is wrong; upper-cased, re-spaced text is right, other text is
+    wrong; home for back and wait for open_app are wrong types."""
     kind = act['action_type']
     if kind == 'click':
         shift = [0, 0.10, 0.20][k % 3] * DIAGONAL
-        return {**act, 'y': act['y'] + round(shift)}, True, shift < 0.14 * DIAGONAL
+        moved = {**act, 'y': act['y'] + round(shift)}
+        kept_on_screen = not screen_known or on_screen(moved) or not on_screen(act)
+        return moved, True, shift < 0.14 * DIAGONAL and kept_on_screen
     if kind == 'scroll':
         return ({**act, 'direction': OPPOSITE[act['direction']]}, True, False) if k % 2 else (act, True, True)
     if kind == 'input_text':
@@ -89,17 +96,22 @@ def perturb(act: dict, k: int) -> tuple:
     raise AssertionError(f'fixture has an action type this test does not perturb: {kind}')
 
 
-def perturbed_predictions(prompt_format: str) -> tuple:
-    """Prediction text per (episode, step) and the expected type/step verdicts."""
+def perturbed_predictions(prompt_format: str, screen_known: bool = True) -> tuple:
+    """Prediction text per (episode, step) and the expected type/step verdicts (``screen_known``: the gold steps carry
+    the screen size, as conversation rows do; swift infer result rows carry only the label text)."""
     texts, types_right, steps_right = {}, {}, {}
     seen = defaultdict(int)
     for episode, acts in episodes().items():
         for step, act in enumerate(acts):
-            new, type_right, step_right = perturb(act, seen[act['action_type']])
+            new, type_right, step_right = perturb(act, seen[act['action_type']], screen_known)
             seen[act['action_type']] += 1
             key = (str(episode), step)
             texts[key], types_right[key], steps_right[key] = answer(prompt_format, new), type_right, step_right
     return texts, types_right, steps_right
+
+
+def click_keys() -> set:
+    return {(str(e), i) for e, acts in episodes().items() for i, a in enumerate(acts) if a['action_type'] == 'click'}
 
 
 def scored(prompt_format: str, predictions: dict) -> dict:
@@ -136,16 +148,20 @@ def test_perturbed_predictions_score_what_the_rules_say(prompt_format):
     idd = {episode for episode, names in subsplits().items() if 'IDD' in names}
     idd_steps = [right for (episode, _), right in steps_right.items() if int(episode) in idd]
     assert result['by_subsplit']['IDD']['step_success'] == pytest.approx(sum(idd_steps) / len(idd_steps))
-    # 42 clicks moved 0, 0.10, 0.20 of the diagonal in turn: the 14 moved 0.20 are wrong.
+    # 42 clicks moved 0, 0.10, 0.20 of the diagonal in turn: the 14 moved 0.20 are wrong, and so are those that
+    # 0.10 pushes off the bottom of the screen.
+    clicks_right = [steps_right[key] for key, text in texts.items() if key in click_keys()]
+    assert 14 <= 42 - sum(clicks_right) < 28
     assert result['by_action_type']['click'] == pytest.approx(
-        {**result['by_action_type']['click'], 'steps': 42, 'type_accuracy': 1.0, 'step_success': 28 / 42}
-    )
+        {**result['by_action_type']['click'], 'steps': 42, 'type_accuracy': 1.0,
+         'step_success': sum(clicks_right) / 42}
+    )  # fmt: skip
     assert result['by_action_type']['scroll']['step_success'] == pytest.approx(8 / 16)  # every other one reversed
 
 
 def test_scoring_swift_infer_results_writes_the_report(tmp_path):
     """A swift infer result file (one row per step: response, labels) scored through the CLI."""
-    texts, _, steps_right = perturbed_predictions('json')
+    texts, _, steps_right = perturbed_predictions('json', screen_known=False)
     golds = {(str(e), i): answer('json', a) for e, acts in episodes().items() for i, a in enumerate(acts)}
     result_path = tmp_path / 'round_1.jsonl'
     with open(result_path, 'w', encoding='utf-8') as f:

@@ -5,9 +5,10 @@ Qwen2.5-VL), one rule per action type in ``RULES``; every threshold is a field o
 * click / long_press: with the gold element's ``bounds``, correct iff the predicted point lies in the box (edges
   included) enlarged about its centre by ``box_scale``; without bounds, correct iff
   ``distance(pred, gold) <= distance_threshold`` (``DISTANCES``: ``diagonal`` = pixel distance / screen diagonal,
-  ``axis`` = AitW's Euclidean distance after scaling x by width and y by height). When the screen size is known, a
-  predicted point outside the screen is wrong. When a format names the element instead of a point (FedMABench
-  natural language), the normalised labels must be equal; a point cannot match a label.
+  ``axis`` = AitW's Euclidean distance after scaling x by width and y by height). When the screen size is known
+  (and the gold point lies on it), a predicted point outside the screen is wrong. When a format names the element
+  instead of a point (FedMABench natural language), the normalised labels must be equal; a point cannot match a
+  label.
 * input_text / open_app: ``text_match``: normalised equality, or either text contains the other (both non-empty),
   or token F1 > ``text_f1_threshold``.
 * scroll: same direction (Android-Control convention; mobile_use swipes are converted by the parser).
@@ -95,7 +96,9 @@ def _press_match(pred: Action, gold: Action, options: MatchOptions) -> bool:
         return both and normalize_text(pred.target) == normalize_text(gold.target)
     if pred.point is None or gold.point is None:
         return False
-    if gold.screen is not None and not _on_screen(pred.point, gold.screen):
+    # A gold point outside the stated screen means the stated size is not the device's (real Android-Control has
+    # such clicks); then the size cannot reject a prediction either.
+    if gold.screen is not None and _on_screen(gold.point, gold.screen) and not _on_screen(pred.point, gold.screen):
         return False
     if gold.bounds is not None:
         return in_box(pred.point, gold.bounds, options.box_scale)

@@ -25,6 +25,26 @@ def answers(row):
     return [turn['value'] for turn in row['conversations'] if turn['from'] == 'assistant']
 
 
+def test_rows_carry_grounded_golds_that_the_evaluation_uses(unpacked):
+    from swift_ext.evaluation.matching import MatchOptions
+    from swift_ext.evaluation.scoring import judge
+    from swift_ext.evaluation.steps import conversation_steps
+
+    out, _ = unpacked
+    rows, _ = convert(out / 'step-wise-all.jsonl', image_root=str(out), prompt_format='json')
+    click = rows[1]
+    assert [json.loads(a) for a in click['acts_origin']] == [
+        {'action_type': 'click', 'x': 540, 'y': 1200, 'bounds': [0, 1100, 1080, 1300]}
+    ]
+    assert click['screen_sizes'] == [[1080, 2400]]
+    (step,) = conversation_steps(click, 'json', 'row 2', 2)
+    # (10, 1110) is inside the Wi-Fi row but 0.20 of the diagonal from the gold point: the box decides.
+    inside = '{"action_type": "click", "x": 10, "y": 1110}'
+    assert judge(step, inside, 'json', MatchOptions()).step_correct
+    outside = '{"action_type": "click", "x": 540, "y": 1310}'  # 110 px from gold, but below the box
+    assert not judge(step, outside, 'json', MatchOptions()).step_correct
+
+
 def test_step_wise_rows_are_single_turn_with_absolute_images_and_kept_columns(unpacked):
     out, _ = unpacked
     rows, report = convert(out / 'step-wise-all.jsonl', image_root=str(out))

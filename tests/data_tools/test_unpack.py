@@ -54,6 +54,8 @@ def test_episode_wise_record_has_fedmabench_fields_and_descriptions(unpacked):
     assert wifi['acts_origin'][-1] == STATUS
     assert wifi['imgs'] == [f'episodes/101/{i:02d}.png' for i in range(6)]
     assert wifi['screen_sizes'] == [list(SCREEN)] * 6
+    # the box of the element each click/long press resolves to (the one its description names); none off-screen
+    assert wifi['targets_bounds'] == [None, [0, 1100, 1080, 1300], [40, 1150, 140, 1250], None, None, None]
     assert (wifi['app'], wifi['category'], wifi['split'], wifi['test_subsplits']) == ('Settings', 'Tools', 'train', [])
     assert records[303]['acts_convert'] == [
         'Open App: Chrome',
