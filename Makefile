@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export MODELSCOPE_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo eval test lint bench bench-converter tiny-model sample-data ac-unpack ac-conversations ac-partition \
+.PHONY: install demo eval test test-matrix lint bench bench-converter tiny-model sample-data ac-unpack ac-conversations ac-partition \
 	ac-data clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -56,6 +56,10 @@ eval: $(TINY_MODEL)/config.json $(SAMPLE)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# The second CI environment: transformers 4.57 + qwen-vl-utils 0.0.11 in build/venv-transformers457 (own venv).
+test-matrix:
+	.ci/matrix/run
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

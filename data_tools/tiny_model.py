@@ -14,8 +14,10 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Any, Dict, List
 
 import torch
+import transformers
 from transformers import (
     GenerationConfig,
     Qwen2TokenizerFast,
@@ -75,9 +77,14 @@ def qwen_tiktoken_path() -> Path:
 
 def build_tokenizer() -> Qwen2TokenizerFast:
     """The real Qwen2 vocabulary with Qwen2-VL's special tokens at ids 151643..151656."""
-    # Added to the backend in id order so they land at 151643.. exactly as in the released tokenizer.
+    # Added to the backend in id order so they land at 151643.. exactly as in the released tokenizer. transformers 5.x
+    # reads extra_special_tokens, 4.57 additional_special_tokens; each version ignores the other name (**kwargs).
+    special = list(QWEN2_VL_SPECIAL_TOKENS)
     backend = TikTokenConverter(
-        vocab_file=str(qwen_tiktoken_path()), pattern=QWEN2_PATTERN, extra_special_tokens=list(QWEN2_VL_SPECIAL_TOKENS)
+        vocab_file=str(qwen_tiktoken_path()),
+        pattern=QWEN2_PATTERN,
+        extra_special_tokens=special,
+        additional_special_tokens=special,
     ).converted()
     tokenizer = Qwen2TokenizerFast(
         tokenizer_object=backend,
@@ -99,6 +106,13 @@ def build_tokenizer() -> Qwen2TokenizerFast:
     return tokenizer
 
 
+def rope_config(mrope_section: List[int]) -> Dict[str, Any]:
+    """M-RoPE under the keys each transformers major reads: rope_parameters (5.x), rope_scaling + rope_theta (4.57)."""
+    if int(transformers.__version__.split('.')[0]) >= 5:
+        return {'rope_parameters': {'rope_type': 'default', 'rope_theta': 1000000.0, 'mrope_section': mrope_section}}
+    return {'rope_scaling': {'type': 'mrope', 'mrope_section': mrope_section}, 'rope_theta': 1000000.0}
+
+
 def build_config(hidden_size: int, num_layers: int, vision_depth: int) -> Qwen2VLConfig:
     """A Qwen2-VL config with the real token ids, vision geometry and M-RoPE, at toy width/depth."""
     num_heads = 4
@@ -116,7 +130,7 @@ def build_config(hidden_size: int, num_layers: int, vision_depth: int) -> Qwen2V
         'num_attention_heads': num_heads,
         'num_key_value_heads': 2,
         'max_position_embeddings': 32768,
-        'rope_parameters': {'rope_type': 'default', 'rope_theta': 1000000.0, 'mrope_section': mrope_section},
+        **rope_config(mrope_section),
         'bos_token_id': 151643,
         'eos_token_id': 151645,
         'tie_word_embeddings': True,

@@ -31,6 +31,7 @@ RENAMES: Dict[str, str] = {
     '--batch_size': '--per_device_train_batch_size',
     '--eval_batch_size': '--per_device_eval_batch_size',
     '--preprocess_num_proc': '--dataset_num_proc',
+    '--check_dataset_strategy': '--dataset_check_strategy',
 }
 
 

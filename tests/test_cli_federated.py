@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+import swift_ext.template.plugin as template_plugin
 from tests.conftest import load_adapter, read_jsonl, run_cli, run_dir
 
 # The FedMABench command line of the issue (ms-swift 2.x names), scaled down to the tiny model and two rounds.
@@ -117,6 +118,8 @@ def test_swift_infer_loads_a_global_adapter(fed_run, sample_jsonl, tmp_path):
             result_path,
             '--infer_backend',
             'transformers',
+            '--external_plugins',  # the checked template: transformers 4.x generation needs it
+            template_plugin.__file__,
         ]
     )
     rows = read_jsonl(result_path)

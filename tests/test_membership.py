@@ -1,6 +1,7 @@
 """Client membership is decided per raw row, so rows that ms-swift drops never move other rows between clients."""
 
 import json
+import os
 
 import pytest
 from swift.dataset import load_dataset
@@ -86,6 +87,32 @@ def test_out_of_range_client_ids_name_the_line(tmp_path):
     message = str(error.value)
     assert f'{path}:4 (client_id=9)' in message and f'{path}:11 (client_id=-1)' in message
     assert '[0, 4)' in message
+
+
+def test_rows_the_dataset_check_discards_move_no_other_row(tmp_path):
+    """IID clients (no client column) with episodes: the check's copy of the good rows keeps every row's client."""
+    from swift_ext.data_check import check_conversations_file
+    from swift_ext.federated.dataset import write_checked_copy
+
+    rows = rows_with_text(lambda i: {'episode_id': i // 2})  # two rows per episode
+    bad_rows = {3: '{"conversations": [', 9: json.dumps({**BAD, 'episode_id': 4})}  # invalid JSON; bad roles
+    dirty = write_rows(tmp_path / 'dirty.jsonl', rows)
+    with open(dirty, 'w', encoding='utf-8') as f:
+        f.writelines((bad_rows.get(i) or json.dumps(row)) + '\n' for i, row in enumerate(rows))
+    # The same file with the bad lines replaced by good rows of the same episode (none for the invalid line).
+    clean_rows = [({**row, 'episode_id': None} if i == 3 else row) for i, row in enumerate(rows)]
+    clean, _, _ = load_membership(write_rows(tmp_path / 'clean.jsonl', clean_rows))
+
+    report = check_conversations_file(dirty)
+    assert sorted(bad.row for bad in report.bad) == sorted(bad_rows)
+    tagger = RowTagger(NUM_CLIENTS, 'iid', 42, assign_client_ids)
+    write_checked_copy(report, str(tmp_path / 'checked.jsonl'), tagger)
+    with tagger.patched():
+        train, _ = load_dataset([str(tmp_path / 'checked.jsonl')], remove_unused_columns=False, shuffle=True, seed=42)
+    kept = dict(zip(train[ROW_COLUMN], train[CLIENT_COLUMN]))
+    assert set(train['_fed_source']) == {os.path.abspath(dirty)}  # rows are named by the user's file and rows
+    assert kept == {row: client for row, client in clean.items() if row not in bad_rows}
+    assert dropped_rows(tagger.files, [train]) == [(os.path.abspath(dirty), row) for row in sorted(bad_rows)]
 
 
 def test_line_numbers_skip_blank_lines(tmp_path):

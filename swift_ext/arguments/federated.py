@@ -36,9 +36,13 @@ class FederatedArguments:
             `global_lora_{round}` (1-based round number). Defaults to 5.
         partition (str): How rows are assigned to clients when the dataset has no client column: 'iid' shuffles
             rows with `data_seed` and deals contiguous shards (flwr-datasets' IidPartitioner). Defaults to 'iid'.
-        check_dataset_strategy (str): The ms-swift 2.x dataset check. 'none' skips it; 'warning' logs every row
-            that ms-swift's preprocessing or encoding drops (file and line) and trains on the rest. Defaults to
-            'warning'.
+        dataset_check_strategy (str): The conversations check run on every local JSON-lines training file before
+            loading (valid JSON, user/assistant turns ending with the assistant, non-empty answers, one <image> tag
+            per readable image, tokenized length <= max_length; `python -m swift_ext.data_check` runs it alone).
+            'none' skips it; 'warning' logs every bad row (file:line, reason) and trains on the rest; 'discard' drops
+            them and lists them in `<output_dir>/data_check_<file>.json`; 'error' stops naming every bad line. Rows
+            that ms-swift drops later are logged unless 'none'. ms-swift 2.x name: `--check_dataset_strategy`.
+            Defaults to 'warning'.
         fed_weighting (Optional[str]): Client weights in the server average: 'samples' (n_k training rows),
             'episodes' (distinct `episode_id` values of the client) or 'uniform'. Defaults to None: 'episodes' for
             'avg-epi', else 'samples'.
@@ -75,7 +79,7 @@ class FederatedArguments:
     round_per_epoch: int = 10
     save_every: int = 5
     partition: Literal['iid'] = 'iid'
-    check_dataset_strategy: Literal['none', 'warning'] = 'warning'
+    dataset_check_strategy: Literal['none', 'warning', 'discard', 'error'] = 'warning'
     fed_weighting: Optional[Literal['samples', 'episodes', 'uniform']] = None
     server_lr: Optional[float] = None
     server_momentum: float = 0.9

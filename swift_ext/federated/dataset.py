@@ -8,6 +8,7 @@ shift another row to a different client.
 """
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -15,10 +16,22 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from datasets import Dataset as HfDataset
 
+from ..data_check import CheckReport, write_kept_rows
+
 SOURCE_COLUMN = '_fed_source'
 ROW_COLUMN = '_fed_row'
 CLIENT_COLUMN = 'client_id'
 LEGACY_CLIENT_COLUMN = 'client_number'  # also accepted, as FedMABench's scripts wrote it
+
+
+@dataclass(frozen=True)
+class FileOrigin:
+    """Where the rows of a derived file (the dataset check's copy of the good rows) come from: row i of the copy is
+    row ``rows[i]`` of ``path``, which has ``num_rows`` rows."""
+
+    path: str
+    rows: List[int]
+    num_rows: int
 
 
 @dataclass(frozen=True)
@@ -82,8 +95,10 @@ class RowTagger:
     seed: int
     partitioner: Partitioner
     files: List[DatasetFile] = field(default_factory=list)
+    origins: Dict[str, FileOrigin] = field(default_factory=dict)  # derived file path -> its source rows
 
     def tag(self, dataset: HfDataset, path: str) -> HfDataset:
+        """Rows of a derived file are tagged with their source file and row, so reports name the user's file."""
         has_column = CLIENT_COLUMN in dataset.column_names or LEGACY_CLIENT_COLUMN in dataset.column_names
         if has_column:
             client_ids = read_client_column(dataset, path, self.client_num)
@@ -92,9 +107,10 @@ class RowTagger:
             )
         else:
             client_ids = self.partitioner(dataset, self.client_num, self.partition, self.seed)
-        self.files.append(DatasetFile(path, len(dataset), 'column' if has_column else self.partition))
-        dataset = dataset.add_column(SOURCE_COLUMN, [path] * len(dataset))
-        dataset = dataset.add_column(ROW_COLUMN, list(range(len(dataset))))
+        origin = self.origins.get(path, FileOrigin(path, list(range(len(dataset))), len(dataset)))
+        self.files.append(DatasetFile(origin.path, origin.num_rows, 'column' if has_column else self.partition))
+        dataset = dataset.add_column(SOURCE_COLUMN, [origin.path] * len(dataset))
+        dataset = dataset.add_column(ROW_COLUMN, origin.rows)
         return dataset.add_column(CLIENT_COLUMN, client_ids)
 
     @contextlib.contextmanager
@@ -114,6 +130,48 @@ class RowTagger:
             yield self
         finally:
             loader.hf_load_dataset = original
+
+
+def original_row_clients(
+    path: str, client_num: int, partition: str, seed: int, partitioner: Partitioner
+) -> Optional[List[int]]:
+    """The client of every row of a JSON-lines file as if ms-swift had loaded it whole, or None when its rows carry
+    a client column. A line that is not valid JSON counts as a row without an episode, so dropping it later moves
+    no other row: the partition depends only on the row count and the ``episode_id`` values."""
+    episodes = []
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                row = None
+            if isinstance(row, dict) and (CLIENT_COLUMN in row or LEGACY_CLIENT_COLUMN in row):
+                return None
+            episodes.append(row.get('episode_id') if isinstance(row, dict) else None)
+    return partitioner(HfDataset.from_dict({'episode_id': episodes}), client_num, partition, seed)
+
+
+def write_checked_copy(report: CheckReport, checked_path: str, tagger: RowTagger) -> str:
+    """Write the good rows of ``report.path`` to ``checked_path`` with every row's client, and register the copy's
+    origin with ``tagger``; return ``checked_path``.
+
+    Rows without a client column get the client the partition gives them in the whole file (bad rows included), so
+    a row the check drops moves no other row to another client.
+    """
+    kept = write_kept_rows(report, checked_path)
+    clients = original_row_clients(report.path, tagger.client_num, tagger.partition, tagger.seed, tagger.partitioner)
+    if clients is not None:
+        with open(checked_path, encoding='utf-8') as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        with open(checked_path, 'w', encoding='utf-8') as f:
+            f.writelines(
+                json.dumps({**row, CLIENT_COLUMN: clients[source_row]}, ensure_ascii=False) + '\n'
+                for row, source_row in zip(rows, kept)
+            )
+    tagger.origins[os.path.abspath(checked_path)] = FileOrigin(os.path.abspath(report.path), kept, report.rows_read)
+    return checked_path
 
 
 @dataclass(frozen=True)

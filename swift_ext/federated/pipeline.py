@@ -30,15 +30,17 @@ from tqdm import tqdm
 from data_tools.partition import assign_client_ids
 
 from ..arguments.sft import FedSftArguments
+from ..data_check import apply_strategy, check_conversations_file
 from ..evaluation import evaluate_generation
 from ..legacy_args import translate_legacy_argv, unknown_argument_hint, unknown_flags
 from ..strategies import FedAvg, FedProx, Scaffold, ServerConfig, WeightedMean, build_strategy, non_finite_tensors
 from ..strategies.aggregation import check_compatible
 from ..strategies.scaffold import client_control_update
+from ..template import register_checked_templates
 from .checkpoint import CheckpointStore
 from .client import EMPTY, EXCLUDED, FAILED, ClientResult, client_training_args, train_client
 from .client_trainer import ScaffoldCorrection, make_client_trainer_cls
-from .dataset import ClientMembership, RowTagger, describe_row, dropped_rows, file_line_numbers
+from .dataset import ClientMembership, RowTagger, describe_row, dropped_rows, file_line_numbers, write_checked_copy
 from .run_log import FedRunLog
 from .sampling import CENTRAL_CLIENT, client_seed_offset, clients_for_round, rows_for_round
 from .saving import save_global_model
@@ -84,6 +86,10 @@ class FedSwiftSft(SwiftSft):
     args_class = FedSftArguments
     args: FedSftArguments
 
+    def __init__(self, args: Optional[Union[List[str], FedSftArguments]] = None) -> None:
+        register_checked_templates()  # before ms-swift resolves --template while parsing the arguments
+        super().__init__(args)
+
     def _parse_args(self, args: Optional[Union[List[str], FedSftArguments]] = None) -> FedSftArguments:
         """Accept ms-swift 2.x names (translated and logged); reject unknown names with the closest known ones."""
         if isinstance(args, FedSftArguments):
@@ -104,12 +110,13 @@ class FedSwiftSft(SwiftSft):
         """Load, preprocess and encode-check the rows once; read client membership from the surviving rows."""
         args = self.args
         tagger = RowTagger(args.client_num, args.partition, args.data_seed, assign_client_ids)
+        self._check_dataset_files(tagger)
         with tagger.patched():
             train, val = self._get_dataset()
         train, val = self._encode_dataset(train, val)
         if train is None:
             raise ValueError(f'No training row survived preprocessing of {args.dataset}.')
-        if args.check_dataset_strategy != 'none':
+        if args.dataset_check_strategy != 'none':
             self._report_dropped_rows(tagger, [train, val])
         membership = ClientMembership.from_dataset(train, args.client_num)
         sizes = {client: membership.num_rows(client) for client in membership.positions}
@@ -120,6 +127,32 @@ class FedSwiftSft(SwiftSft):
         if args.fed_eval_every and val is None:
             raise ValueError('--fed_eval_every needs a validation split: --split_dataset_ratio > 0 or --val_dataset.')
         return FederatedData(train, val, membership, client_weights(train, membership, args.weighting))
+
+    def _check_dataset_files(self, tagger: RowTagger) -> None:
+        """--dataset_check_strategy on each local .jsonl in --dataset, before ms-swift reads it.
+
+        Bad rows are left out by training on a copy of the good rows (``<output_dir>/checked_<file>``): ms-swift
+        cannot load a file with an invalid JSON line at all. The copy keeps every row's client: rows without a
+        client column get the client the partition gives them in the whole file, and the tagger maps the copy's rows
+        back to the user's file and lines.
+        """
+        args = self.args
+        if args.dataset_check_strategy == 'none':
+            return
+        datasets = []
+        for spec in args.dataset:
+            path, sep, sample = spec.partition('#')
+            if path.endswith('.jsonl') and os.path.isfile(path):
+                report = check_conversations_file(path, template=self.template, max_length=self.template.max_length)
+                logger.info(f'[swift_ext] dataset check: {report.summary()}')
+                name = os.path.basename(path)
+                apply_strategy(
+                    report, args.dataset_check_strategy, os.path.join(args.output_dir, f'data_check_{name}.json')
+                )
+                if report.bad:
+                    path = write_checked_copy(report, os.path.join(args.output_dir, f'checked_{name}'), tagger)
+            datasets.append(path + sep + sample)
+        args.dataset = datasets
 
     @staticmethod
     def _report_dropped_rows(tagger: RowTagger, kept: List[Optional[HfDataset]]) -> None:
