@@ -70,7 +70,14 @@ def _overview_chart(results: Mapping[str, Mapping], path: str) -> None:
             axes.bar([i + j * width for i in range(len(labels))], [results[x]['overall'][key] for x in labels],
                      width, label=title)  # fmt: skip
         axes.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))], labels, rotation=30, ha='right')
-    axes.set_ylabel('fraction')
+    _save_fraction_chart(figure, axes, 'fraction', path)
+
+
+def _save_fraction_chart(figure, axes, ylabel: str, path: str) -> None:
+    """Common finish of the charts: a 0..1 y axis with its label, the legend, and the PNG."""
+    import matplotlib.pyplot as plt
+
+    axes.set_ylabel(ylabel)
     axes.set_ylim(0, 1.05)
     axes.legend(fontsize='small')
     figure.tight_layout()
@@ -88,12 +95,7 @@ def _by_type_chart(results: Mapping[str, Mapping], path: str) -> None:
         values = [result['by_action_type'].get(t, {}).get('step_success', 0.0) for t in types]
         axes.bar([i + j * width for i in range(len(types))], values, width, label=label)
     axes.set_xticks([i + 0.4 - width / 2 for i in range(len(types))], types, rotation=30, ha='right')
-    axes.set_ylabel('step success')
-    axes.set_ylim(0, 1.05)
-    axes.legend(fontsize='small')
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    _save_fraction_chart(figure, axes, 'step success', path)
 
 
 def write_report(results: Mapping[str, Mapping], output_dir: str, settings: Mapping[str, object]) -> List[str]:
