@@ -81,7 +81,7 @@ def run_dir(output_dir: str) -> str:
     return runs[0]
 
 
-def read_jsonl(path: str) -> List[dict]:
+def read_jsonl(path) -> List[dict]:
     with open(path, encoding='utf-8') as f:
         return [json.loads(line) for line in f if line.strip()]
 

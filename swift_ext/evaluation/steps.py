@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from data_tools.jsonl import iter_jsonl
 from swift_ext.evaluation.actions import UNPARSEABLE, Action, GoldActionError, gold_action
 from swift_ext.evaluation.parsers import parse_action
 
@@ -45,15 +46,11 @@ class EvalStep:
 
 
 def read_jsonl(path: str) -> Iterator[Tuple[int, Dict]]:
-    """(1-based line number, row) of every non-blank line; StepError naming the line of invalid JSON."""
-    with open(path, encoding='utf-8') as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield line_no, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise StepError(f'{path}:{line_no}: not a JSON line ({exc})') from exc
+    """(1-based line number, row) of every non-blank line; StepError naming the line that is not a JSON object."""
+    for line_no, row in iter_jsonl(path):
+        if isinstance(row, str):
+            raise StepError(f'{path}:{line_no}: not a JSON object line ({row})')
+        yield line_no, row
 
 
 def _messages(row: Mapping, where: str) -> List[Dict[str, str]]:

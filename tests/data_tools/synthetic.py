@@ -126,7 +126,3 @@ def episode_record(episode_id: int, content_of: int = 0, broken_png: bool = Fals
 SPLITS = {'train': [101, 303], 'validation': [], 'test': [202, 404]}
 TEST_SUBSPLITS = {'IDD': [202], 'app_unseen': [202, 404]}
 CATEGORIES = {'Settings': 'Tools', 'Chrome': 'Web'}
-
-
-def read_jsonl(path: Path) -> list:
-    return [json.loads(line) for line in Path(path).read_text(encoding='utf-8').splitlines()]

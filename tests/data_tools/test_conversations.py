@@ -10,7 +10,7 @@ import pytest
 
 from data_tools.conversations import ConvertOptions, DropReport, convert_records
 from data_tools.jsonl import iter_jsonl
-from tests.data_tools.synthetic import read_jsonl
+from tests.conftest import read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 

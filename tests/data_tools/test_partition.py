@@ -10,7 +10,7 @@ from datasets import Dataset
 from flwr_datasets.partitioner import IidPartitioner
 
 from data_tools.partition import assign_client_ids, partition_groups, write_report
-from tests.data_tools.synthetic import read_jsonl
+from tests.conftest import read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = ['Gmail', 'Chrome', 'Maps', 'Clock']

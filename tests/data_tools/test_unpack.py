@@ -6,7 +6,8 @@ import tracemalloc
 
 from data_tools.episodes import Episode, RecordError, read_episodes
 from data_tools.unpack import unpack
-from tests.data_tools.synthetic import CATEGORIES, SCREEN, example, forest, png, read_jsonl, write_shard
+from tests.conftest import read_jsonl
+from tests.data_tools.synthetic import CATEGORIES, SCREEN, example, forest, png, write_shard
 
 STATUS = '{"action_type":"status","goal_status":"successful"}'
 
