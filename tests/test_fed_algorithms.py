@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-import swift_ext.federated.pipeline as pipeline
+import swift_ext.federated.client_node as client_node
 from swift_ext.federated.pipeline import fed_sft_main
 from tests.conftest import as_argv, load_adapter, read_jsonl, tiny_lora_options
 
@@ -67,9 +67,15 @@ def test_every_algorithm_runs_two_rounds_and_saves_loadable_adapters(fed_alg, ti
     expected = {'local1': {1}, 'central': {-1}}.get(fed_alg)
     assert expected is None or trained == expected
     if fed_alg == 'scaffold':
-        controls = glob.glob(os.path.join(run, 'fed_checkpoint', 'round_2', 'client_controls', '*.safetensors'))
+        controls = glob.glob(os.path.join(run, 'client_state', 'client_*', 'round_*.safetensors'))
         lora_bytes = sum(t.numel() * 4 for t in second.values())
-        assert len(controls) >= 2  # c_i of every client that trained, carried across rounds
+        meta = json.load(open(os.path.join(run, 'fed_checkpoint', 'round_2', 'meta.json')))
+        # c_i stay with the clients: the version the server counts exists, plus at most the newer one it wrote.
+        assert sorted(meta['control_rounds']) == sorted({str(row['client']) for row in client_rows(run)})
+        for client, counted in meta['control_rounds'].items():
+            versions = glob.glob(os.path.join(run, 'client_state', f'client_{client}', 'round_*.safetensors'))
+            assert os.path.join(run, 'client_state', f'client_{client}', f'round_{counted}.safetensors') in versions
+        assert len(controls) <= 2 * len(meta['control_rounds'])
         # SCAFFOLD sends x and c, and receives y_i and delta c_i: twice FedAvg's traffic each way.
         assert all(row['bytes_sent'] == row['bytes_received'] == 2 * lora_bytes for row in client_rows(run))
 
@@ -156,7 +162,7 @@ def test_eval_loss_per_round(tiny_model_dir, sample_jsonl, tmp_path):
 
 def poison(monkeypatch, make_bad):
     """Wrap the real client training so that clients chosen by ``make_bad`` misbehave."""
-    real = pipeline.train_client
+    real = client_node.train_client
 
     def train(model, factory, args, dataset, result, **kwargs):
         make_bad(result.client, 'before')
@@ -165,7 +171,7 @@ def poison(monkeypatch, make_bad):
             state = {name: torch.full_like(t, float('nan')) for name, t in state.items()}
         return state, result
 
-    monkeypatch.setattr(pipeline, 'train_client', train)
+    monkeypatch.setattr(client_node, 'train_client', train)
 
 
 def test_a_poisoned_update_is_excluded_and_named(tiny_model_dir, sample_jsonl, tmp_path, monkeypatch):

@@ -6,8 +6,9 @@ Layout under ``{run_dir}/fed_checkpoint/``::
     round_{r}/                  written as round_{r}.tmp and renamed once complete
         global_state.safetensors    the global trainable state after round r
         strategy_state.safetensors  momenta / moments / SCAFFOLD c (may be empty)
-        rng.safetensors + meta.json torch / numpy / python RNG states, round counter, run identity
-        client_controls/client_{k}.safetensors   SCAFFOLD c_i of every client that has trained so far
+        rng.safetensors + meta.json torch / numpy / python RNG states, round counter, run identity and, for
+                                    SCAFFOLD, the round of every client's last accepted c_i (the c_i themselves
+                                    stay with the clients: ``client_controls``)
 
 A run killed at any moment resumes from ``latest``: a half-written ``round_{r}.tmp`` is ignored and removed, and the
 previous round's directory is deleted only after ``latest`` points at the new one.
@@ -27,7 +28,6 @@ from safetensors.torch import load_file, save_file
 from .state import State
 
 CHECKPOINT_DIR = 'fed_checkpoint'
-CONTROLS_DIR = 'client_controls'
 
 
 @dataclass
@@ -77,33 +77,25 @@ class CheckpointStore:
         with open(pointer, encoding='utf-8') as f:
             return os.path.join(self.root, f.read().strip())
 
-    def load_client_control(self, client: int) -> Optional[State]:
-        """SCAFFOLD's c_i of ``client`` from the last complete checkpoint; None before its first round."""
-        latest = self.latest_path()
-        path = latest and os.path.join(latest, CONTROLS_DIR, f'client_{client}.safetensors')
-        return load_file(path) if path and os.path.isfile(path) else None
-
     def save(
         self,
         round_number: int,
         global_state: State,
         strategy_state: State,
         meta: Dict[str, Any],
-        client_controls: Dict[int, State],
     ) -> str:
         """Write round ``round_number`` completely, then point ``latest`` at it and drop the previous round."""
         os.makedirs(self.root, exist_ok=True)
         name = f'round_{round_number}'
         staging, final = os.path.join(self.root, f'{name}.tmp'), os.path.join(self.root, name)
         shutil.rmtree(staging, ignore_errors=True)
-        os.makedirs(os.path.join(staging, CONTROLS_DIR))
+        os.makedirs(staging)
         _save_tensors(global_state, os.path.join(staging, 'global_state.safetensors'))
         _save_tensors(strategy_state, os.path.join(staging, 'strategy_state.safetensors'))
         rng_tensors, rng_info = rng_state()
         _save_tensors(rng_tensors, os.path.join(staging, 'rng.safetensors'))
         with open(os.path.join(staging, 'meta.json'), 'w', encoding='utf-8') as f:
             json.dump({**meta, 'round': round_number, 'rng': rng_info}, f)
-        self._carry_controls(staging, client_controls)
         previous = self.latest_path()
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
@@ -116,23 +108,6 @@ class CheckpointStore:
         if previous and os.path.abspath(previous) != os.path.abspath(final):
             shutil.rmtree(previous, ignore_errors=True)
         return final
-
-    def _carry_controls(self, staging: str, updated: Dict[int, State]) -> None:
-        """New c_i for this round's clients; the others are hard-linked (or copied) from the previous round."""
-        latest = self.latest_path()
-        previous_dir = latest and os.path.join(latest, CONTROLS_DIR)
-        target_dir = os.path.join(staging, CONTROLS_DIR)
-        if previous_dir and os.path.isdir(previous_dir):
-            for file_name in os.listdir(previous_dir):
-                try:
-                    os.link(os.path.join(previous_dir, file_name), os.path.join(target_dir, file_name))
-                except OSError:
-                    shutil.copy2(os.path.join(previous_dir, file_name), os.path.join(target_dir, file_name))
-        for client, control in updated.items():
-            path = os.path.join(target_dir, f'client_{client}.safetensors')
-            if os.path.exists(path):
-                os.remove(path)  # never write through a hard link into the previous round's file
-            _save_tensors(control, path)
 
     def load_latest(self) -> Optional[RoundCheckpoint]:
         """The last complete checkpoint (RNG states restored), or None when the run has none."""

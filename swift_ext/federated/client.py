@@ -15,7 +15,7 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from .state import State, get_trainable_state
 
-OK, FAILED, EXCLUDED, EMPTY = 'ok', 'failed', 'excluded', 'empty'
+OK, FAILED, EXCLUDED, EMPTY, TIMEOUT = 'ok', 'failed', 'excluded', 'empty', 'timeout'
 
 
 @dataclass
@@ -23,8 +23,9 @@ class ClientResult:
     """What the run log records about a client's turn (its state travels separately, see ``train_client``)."""
 
     client: int
-    samples: int  # n_k, the client's training rows
-    weight: float  # its weight in the server average (--fed_weighting)
+    samples: int = 0  # n_k, the client's training rows
+    episodes: int = 0  # the client's distinct episode_id values (0 when the data has none)
+    weight: float = 0.0  # its weight in the server average (--fed_weighting), set by the server
     round_samples: int = 0  # rows it was given this round
     steps: int = 0
     loss: Optional[float] = None
@@ -33,8 +34,9 @@ class ClientResult:
     bytes_sent: int = 0  # server -> client: the global state (+ SCAFFOLD's c)
     bytes_received: int = 0  # client -> server: its state (+ SCAFFOLD's delta c)
     skipped_steps: int = 0  # micro-batches with a non-finite loss skipped (--nonfinite_loss skip)
-    status: str = OK  # ok | failed (training raised) | excluded (non-finite update) | empty (no rows)
-    detail: List[str] = field(default_factory=list)  # the error, or the non-finite tensor names
+    # ok | failed (training raised) | excluded (unusable update) | empty (no rows) | timeout (no answer in time)
+    status: str = OK
+    detail: List[str] = field(default_factory=list)  # the error, or the tensors that made the update unusable
 
     def log_row(self, round_number: int) -> Dict[str, Any]:
         row = {'type': 'client', 'round': round_number, **asdict(self)}

@@ -3,7 +3,7 @@
 A state is ``{parameter name: tensor}`` over the parameters with ``requires_grad``: the LoRA matrices (and any
 ``modules_to_save``) of a PEFT model, or every weight under full fine-tuning. One definition serves both, so the
 server code never branches on the tuner. PEFT's own ``get_peft_model_state_dict`` would give the same tensors under
-other key names; the global adapter on disk is still written by ``PeftModel.save_pretrained`` (see ``saving``).
+other key names; the global adapter on disk is still written by ``PeftModel.save_pretrained`` (see ``global_model``).
 """
 
 from typing import Dict

@@ -8,16 +8,24 @@ import torch
 State = Dict[str, torch.Tensor]
 
 
-def check_compatible(reference: State, other: State, what: str) -> None:
-    """Raise ``ValueError`` naming ``what`` unless both states have the same keys and shapes (no broadcasting)."""
+def incompatibilities(reference: State, other: State) -> List[str]:
+    """What keeps ``other`` from being combined with ``reference``: missing or unexpected keys and shape mismatches
+    (no broadcasting). Empty when they are compatible."""
     missing, unexpected = sorted(reference.keys() - other.keys()), sorted(other.keys() - reference.keys())
-    if missing or unexpected:
-        raise ValueError(
-            f'{what}: keys differ from the global state: missing {missing[:5]}, unexpected {unexpected[:5]}.'
-        )
-    for name, tensor in reference.items():
-        if other[name].shape != tensor.shape:
-            raise ValueError(f'{what}: {name} has shape {tuple(other[name].shape)}, expected {tuple(tensor.shape)}.')
+    problems = [f'missing {name}' for name in missing] + [f'unexpected {name}' for name in unexpected]
+    return problems + [
+        f'{name} has shape {tuple(other[name].shape)}, expected {tuple(tensor.shape)}'
+        for name, tensor in reference.items()
+        if name in other and other[name].shape != tensor.shape
+    ]
+
+
+def check_compatible(reference: State, other: State, what: str) -> None:
+    """Raise ``ValueError`` naming ``what`` unless both states have the same keys and shapes."""
+    problems = incompatibilities(reference, other)
+    if problems:
+        more = f' and {len(problems) - 5} more' if len(problems) > 5 else ''
+        raise ValueError(f'{what} does not match the global state: {"; ".join(problems[:5])}{more}.')
 
 
 def non_finite_tensors(state: State) -> List[str]:

@@ -1,0 +1,246 @@
+"""The server: rounds start here. A round samples its clients, sends each a :class:`ClientTask` through the
+transport, validates every :class:`ClientUpdate` as it arrives, folds the usable ones into a streaming weighted mean
+and lets the strategy turn that mean into the next global state. After every round it writes the log, the global
+model when due and an atomic checkpoint, then evaluates when due.
+
+The loop knows neither the model's framework nor the transport: it holds states (``dict[str, Tensor]``), a
+:class:`GlobalModel` (saving and evaluating the global state) and a
+:class:`~swift_ext.federated.transport.ClientTransport`.
+"""
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Protocol, Tuple
+
+from safetensors.torch import save_file
+from swift.utils import get_logger
+from tqdm import tqdm
+
+from ..strategies import FedAvg, FedProx, Scaffold, WeightedMean, non_finite_tensors
+from ..strategies.aggregation import check_compatible, incompatibilities
+from .checkpoint import CheckpointStore
+from .client import EXCLUDED, FAILED, OK, ClientResult
+from .run_log import FedRunLog
+from .sampling import CENTRAL_CLIENT, client_seed_offset, clients_for_round
+from .state import State
+from .transport.base import ClientTask, ClientTransport, ClientUpdate
+
+logger = get_logger()
+
+
+class ClientFailedError(RuntimeError):
+    """A client's training raised and ``--client_failure abort`` stops the run."""
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """The run's shape, from its arguments: who trains when, how updates are weighted, what is saved."""
+
+    fed_alg: str
+    rounds: int
+    client_num: int
+    client_sample: int
+    seed: int
+    weighting: str  # 'samples' | 'episodes' | 'uniform' (--fed_weighting, resolved)
+    save_every: int
+    client_failure: str  # 'skip' | 'abort'
+    eval_every: int = 0
+    save_client_updates: bool = False
+    local_client: Optional[int] = None
+    output_dir: str = '.'
+
+    @property
+    def identity(self) -> Dict[str, Any]:
+        """What a resumed run must share with the checkpoint it continues."""
+        return {'fed_alg': self.fed_alg, 'client_num': self.client_num, 'seed': self.seed}
+
+
+class GlobalModel(Protocol):
+    """The server's copy of the model: where global states are saved and evaluated."""
+
+    def save(self, round_number: int, state: State) -> str:
+        """Write ``state`` as the global model of ``round_number``; return the directory."""
+        ...
+
+    def evaluate(self, state: State) -> Tuple[float, Optional[Dict[str, Any]]]:
+        """(validation loss, action metrics or None) of ``state``."""
+        ...
+
+
+def client_weight(result: ClientResult, weighting: str) -> float:
+    """w_k per ``--fed_weighting``: n_k rows, distinct ``episode_id`` values, or 1."""
+    if weighting == 'uniform' or result.client == CENTRAL_CLIENT:
+        return 1.0
+    if weighting == 'samples':
+        return float(result.samples)
+    if result.episodes is None:
+        raise ValueError(
+            f'--fed_weighting episodes (or --fed_alg avg-epi): client {result.client} has no `episode_id` column in '
+            'its data. Add the column or choose --fed_weighting samples|uniform.'
+        )
+    return float(result.episodes)
+
+
+@dataclass
+class RoundRecord:
+    """What one round produced: the clients' log records in task order, and the next global state."""
+
+    results: List[ClientResult]
+    global_state: State
+    aggregated: int
+
+
+@dataclass
+class RoundLoop:
+    """Runs rounds ``start_round + 1 .. plan.rounds``; see the module docstring."""
+
+    plan: RoundPlan
+    strategy: FedAvg
+    transport: ClientTransport
+    global_model: GlobalModel
+    store: CheckpointStore
+    run_log: Optional[FedRunLog]  # None on processes that do not write (non-zero ranks)
+    control_rounds: Dict[int, int] = field(default_factory=dict)  # SCAFFOLD: client -> round of its accepted c_i
+
+    @property
+    def writes(self) -> bool:
+        return self.run_log is not None
+
+    def resume(self, fresh_state: State) -> Tuple[State, int]:
+        """(global state, rounds done) from the last complete checkpoint; ``(fresh_state, 0)`` without one."""
+        checkpoint = self.store.load_latest()
+        if checkpoint is None:
+            return fresh_state, 0
+        recorded = {key: checkpoint.meta.get(key) for key in self.plan.identity}
+        if recorded != self.plan.identity:
+            raise ValueError(
+                f'--resume: the checkpoint {checkpoint.path} was written with {recorded}, this run has '
+                f'{self.plan.identity}.'
+            )
+        check_compatible(fresh_state, checkpoint.global_state, f'checkpoint {checkpoint.path}')
+        self.strategy.load_state_dict(checkpoint.strategy_state)
+        self.control_rounds = {int(k): r for k, r in checkpoint.meta.get('control_rounds', {}).items()}
+        if self.run_log is not None:
+            self.run_log.truncate_after(checkpoint.round_number)
+        logger.info(f'[swift_ext] resuming after round {checkpoint.round_number} from {checkpoint.path}')
+        return checkpoint.global_state, checkpoint.round_number
+
+    def run(self, global_state: State, start_round: int = 0) -> Dict[str, Any]:
+        """The rounds; returns the saved global model directories and the communication totals."""
+        plan = self.plan
+        saved: List[str] = []
+        totals = {'bytes_sent': 0, 'bytes_received': 0}
+        for round_idx in tqdm(
+            range(start_round, plan.rounds), desc='Round', disable=not self.writes, initial=start_round,
+            total=plan.rounds,
+        ):  # fmt: skip
+            round_number = round_idx + 1
+            start = time.perf_counter()
+            record = self._run_round(round_idx, global_state)
+            global_state = record.global_state
+            if self.run_log is not None:
+                row = self.run_log.log_round(round_number, record.results, time.perf_counter() - start)
+                totals = {key: totals[key] + row[key] for key in totals}
+            if not self.writes:
+                continue
+            if round_number % plan.save_every == 0 or round_number == plan.rounds:
+                saved.append(self.global_model.save(round_number, global_state))
+            self.store.save(
+                round_number,
+                global_state,
+                self.strategy.state_dict(),
+                {**plan.identity, 'control_rounds': {str(k): r for k, r in self.control_rounds.items()}},
+            )
+            if plan.eval_every and round_number % plan.eval_every == 0:
+                self.run_log.log_eval(round_number, *self.global_model.evaluate(global_state))
+        return {'global_models': saved, **totals}
+
+    def _run_round(self, round_idx: int, global_state: State) -> RoundRecord:
+        """Train this round's clients from ``global_state``; the global state is unchanged when no update is
+        usable."""
+        plan = self.plan
+        clients = clients_for_round(
+            plan.fed_alg, round_idx, plan.client_num, plan.client_sample, plan.seed, plan.local_client
+        )
+        tasks = [
+            self._task(round_idx + 1, client_seed_offset(round_idx, slot, len(clients)), client, global_state)
+            for slot, client in enumerate(clients)
+        ]
+        mean = WeightedMean()
+        results: Dict[int, ClientResult] = {}
+        progress = tqdm(total=len(tasks), desc=f'Round {round_idx + 1} clients', leave=False, disable=not self.writes)
+        for update in self.transport.train(tasks):
+            results[update.result.client] = self._accept(round_idx + 1, update, global_state, mean)
+            progress.update()
+        progress.close()
+        ordered = [results[client] for client in clients]
+        if mean.count == 0:
+            logger.error(f'[swift_ext] round {round_idx + 1}: no client update was usable; global state unchanged.')
+            return RoundRecord(ordered, global_state, 0)
+        return RoundRecord(ordered, self.strategy.aggregate(global_state, mean), mean.count)
+
+    def _task(self, round_number: int, seed_offset: int, client: int, global_state: State) -> ClientTask:
+        task = ClientTask(round_number=round_number, client=client, seed_offset=seed_offset, global_state=global_state)
+        if isinstance(self.strategy, FedProx):
+            task.proximal_mu = self.strategy.mu
+        if isinstance(self.strategy, Scaffold):
+            task.server_control = self.strategy.server_control(global_state)
+            task.control_round = self.control_rounds.get(client)
+        return task
+
+    def _accept(self, round_number: int, update: ClientUpdate, global_state: State, mean: WeightedMean) -> ClientResult:
+        """Apply ``--client_failure`` and the update rules; add a usable update to ``mean``."""
+        result = update.result
+        result.weight = client_weight(result, self.plan.weighting) if result.samples else 0.0
+        if result.status == FAILED and self.plan.client_failure == 'abort':
+            raise ClientFailedError(
+                f'round {round_number}: client {result.client} failed (--client_failure abort): {result.detail}'
+            )
+        if result.status != OK:
+            return result
+        problems = update_problems(global_state, update)
+        if problems:
+            logger.error(
+                f'[swift_ext] round {round_number}: client {result.client} returned an unusable update and is '
+                f'excluded: {problems[:10]}'
+            )
+            result.status, result.detail = EXCLUDED, problems
+            return result
+        mean.add(update.state, weight=result.weight)
+        if update.control_delta is not None:
+            self.strategy.add_control_delta(update.control_delta)
+            self.control_rounds[result.client] = round_number
+        if self.plan.save_client_updates and self.writes:
+            save_client_update(self.plan.output_dir, round_number, update)
+        return result
+
+
+def update_problems(global_state: State, update: ClientUpdate) -> List[str]:
+    """Why an update cannot be aggregated: keys or shapes that differ from the global state, or tensors holding
+    NaN/Inf (named), in y_k and in SCAFFOLD's Delta c_i. Empty when it is usable."""
+    problems = []
+    for what, state in (('update', update.state), ('control delta', update.control_delta)):
+        if state is None:
+            if what == 'update':
+                problems.append('update: no state returned')
+            continue
+        mismatch = incompatibilities(global_state, state)
+        problems += [f'{what}: {problem}' for problem in mismatch]
+        if not mismatch:
+            problems += non_finite_tensors(state)
+    return problems
+
+
+def save_client_update(output_dir: str, round_number: int, update: ClientUpdate) -> None:
+    """``client_updates/round_{r}/client_{k}.safetensors`` and its ``.json`` record (--save_client_updates)."""
+    directory = os.path.join(output_dir, 'client_updates', f'round_{round_number}')
+    os.makedirs(directory, exist_ok=True)
+    name = f'client_{update.result.client}'
+    save_file({key: t.contiguous() for key, t in update.state.items()}, os.path.join(directory, f'{name}.safetensors'))
+    with open(os.path.join(directory, f'{name}.json'), 'w', encoding='utf-8') as f:
+        json.dump(update.result.log_row(round_number), f, indent=2)
+
+
+__all__ = ['ClientFailedError', 'GlobalModel', 'RoundLoop', 'RoundPlan', 'client_weight', 'update_problems']
