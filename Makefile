@@ -13,7 +13,7 @@ export MODELSCOPE_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install demo eval test test-matrix lint bench bench-converter tiny-model sample-data ac-unpack ac-conversations ac-partition \
-	ac-data clean
+	ac-data ac-sample clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,6 @@ demo: $(TINY_MODEL)/config.json $(SAMPLE)
 	  --gradient_checkpointing true --batch_size 1 --weight_decay 0.1 --learning_rate 5e-4 \
 	  --gradient_accumulation_steps 1 --max_grad_norm 0.5 --warmup_ratio 0.03 --eval_strategy no \
 	  --save_strategy no --logging_steps 100 --save_every 2
-	@echo "Global adapters: $$(ls -d $(DEMO_OUT)/*/global_lora_* | tr '\n' ' ')"
 
 # Action metrics of every global adapter of the newest demo run (and the base model); run `make demo` first.
 eval: $(TINY_MODEL)/config.json $(SAMPLE)
@@ -90,6 +89,11 @@ ac-partition: $(VENV)/.installed
 	  --split train $(AC_PARTITION) --num_clients $(NUM_CLIENTS) --seed 42 --report_dir $(AC_OUT)/partition_report
 
 ac-data: ac-unpack ac-conversations ac-partition
+
+# The conversion and partition stages on the bundled sample (data/sample/episode-wise-all.jsonl, with its screenshots and
+# element lists), without the 47 GB dataset: writes data/sample/conversations{,_clients}.jsonl and partition_report/.
+ac-sample: $(SAMPLE)
+	$(MAKE) ac-conversations ac-partition AC_OUT=data/sample NUM_CLIENTS=4
 
 bench-converter: $(VENV)/.installed
 	$(PY) benchmarks/bench_converter.py

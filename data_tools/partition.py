@@ -11,6 +11,7 @@ CLI (writes ``client_id`` into every kept row and a report of episodes per clien
 
 import argparse
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -125,6 +126,11 @@ def partition_groups(
     column (``partition_by`` by default; missing values read ``'unknown'``) for reports."""
     spec = _check_options(method, options)
     row_groups, first_rows = _groups(dataset)
+    if len(first_rows) < num_clients:
+        raise ValueError(
+            f'{len(first_rows)} episodes (rows without episode_id count one each) cannot be dealt to {num_clients} '
+            'clients: a client gets whole episodes' + ('' if first_rows else ' (there are no rows to partition)')
+        )
     label = options.get('partition_by') or label
     columns = {GROUP: list(range(len(first_rows)))}
     if label:
@@ -158,9 +164,19 @@ def assign_client_ids(dataset: Dataset, num_clients: int, method: str = 'iid', s
     return partition_groups(dataset, num_clients, method, seed, **options)[0]
 
 
-def write_report(partitioner: Partitioner, label: str, report_dir: str) -> Dict[str, Dict[str, int]]:
-    """Write ``partition_report.csv`` (episodes per client x label) and ``partition_report.png`` with
-    flwr-datasets' ``plot_label_distributions``; returns the counts as {client: {label: episodes}}."""
+def report_title(method: str, label: str, seed: int, num_clients: int, options: Dict) -> str:
+    """The report chart's title: the method with the options it took (partition_by, alpha, ...) and the seed, and
+    what the bars count."""
+    settings = ', '.join([*(f'{name}={value}' for name, value in options.items()), f'seed={seed}'])
+    return f'{method} partition into {num_clients} clients ({settings}): episodes per client and {label}'
+
+
+def write_report(
+    partitioner: Partitioner, label: str, report_dir: str, title: Optional[str] = None
+) -> Dict[str, Dict[str, int]]:
+    """Write ``partition_report.csv`` (episodes per client x label) and ``partition_report.png`` (titled ``title``,
+    see :func:`report_title`) with flwr-datasets' ``plot_label_distributions``; returns the counts as
+    {client: {label: episodes}}."""
     import matplotlib
 
     matplotlib.use('Agg')  # headless: only files are written
@@ -172,7 +188,7 @@ def write_report(partitioner: Partitioner, label: str, report_dir: str) -> Dict[
     figure, _, counts = plot_label_distributions(
         partitioner,
         label_name=label,
-        title=f'Episodes per client and {label}',
+        title=title or f'Episodes per client and {label}',
         legend=num_labels <= MAX_LEGEND_LABELS,  # hundreds of apps would bury the bars
         verbose_labels=False,
     )
@@ -188,6 +204,24 @@ def _kept(record: Dict, split: Optional[str], test_subsplit: Optional[str]) -> b
     return (split is None or record.get('split') == split) and (
         test_subsplit is None or test_subsplit in (record.get('test_subsplits') or [])
     )
+
+
+def nothing_kept_reason(path: str, split: Optional[str], test_subsplit: Optional[str], seen: Dict[str, Counter]) -> str:
+    """Why ``--split``/``--test_subsplit`` kept no row of ``path``, with the values the rows do have (``seen``:
+    'split' and 'test_subsplits' -> value counts)."""
+    for option, value, key in (('--split', split, 'split'), ('--test_subsplit', test_subsplit, 'test_subsplits')):
+        if value is None or value in seen[key]:
+            continue
+        if not seen[key]:
+            return (
+                f'{path}: no row has a `{key}` value, so {option} {value} keeps nothing. Drop {option}, or unpack '
+                'the data with the official splits (data_tools.unpack --splits/--test_subsplits).'
+            )
+        present = ', '.join(f'{name}: {count}' for name, count in sorted(seen[key].items()))
+        return f'{path}: no row has {key} {value!r} (rows per {key}: {present}).'
+    if split is not None and test_subsplit is not None:
+        return f'{path}: no row of split {split!r} is in test sub-split {test_subsplit!r}.'
+    return f'{path}: no rows to partition.'
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -210,26 +244,42 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     options = {name: getattr(args, name) for name in CLI_OPTIONS if getattr(args, name) is not None}
     label = args.partition_by or args.report_label
     columns: Dict[str, list] = {'episode_id': [], 'line': [], label: []}
+    seen: Dict[str, Counter] = {'split': Counter(), 'test_subsplits': Counter()}
+    with_client_id = 0
     for line_no, record in iter_jsonl(args.input):
         if isinstance(record, str) or 'episode_id' not in record:
             parser.error(f'{args.input}:{line_no}: {record if isinstance(record, str) else "no episode_id"}')
+        if record.get('split') is not None:
+            seen['split'][record['split']] += 1
+        seen['test_subsplits'].update(record.get('test_subsplits') or [])
         if _kept(record, args.split, args.test_subsplit):
+            with_client_id += 'client_id' in record
             row = {**record, 'line': line_no}
             for name, values in columns.items():
                 values.append(row.get(name))
+    if not columns['line']:
+        parser.error(nothing_kept_reason(args.input, args.split, args.test_subsplit, seen))
     try:
         client_ids, partitioner = partition_groups(
             Dataset.from_dict(columns), args.num_clients, args.method, args.seed, label=label, **options
         )
     except ValueError as exc:
         parser.error(f'{args.input}: {exc}')
+    if with_client_id:
+        print(
+            f'warning: {args.input}: {with_client_id} of the {len(client_ids)} rows already have a client_id; '
+            f"{args.output} gets the new partition's instead",
+            file=sys.stderr,
+        )
     client_of_line = dict(zip(columns['line'], client_ids))
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     with open(args.output, 'w', encoding='utf-8') as out:
         for line_no, record in iter_jsonl(args.input):
             if line_no in client_of_line:
                 out.write(dumps({**record, 'client_id': client_of_line[line_no]}))
     if args.report_dir:
-        write_report(partitioner, label, args.report_dir)
+        title = report_title(args.method, label, args.seed, args.num_clients, options)
+        write_report(partitioner, label, args.report_dir, title)
     print(f'{args.output}: {len(client_ids)} rows, {len(set(columns["episode_id"]))} episodes', file=sys.stderr)
     return 0
 

@@ -1,8 +1,9 @@
 """Translate ms-swift 2.x (FedMABench) command-line arguments to their ms-swift 4.x names.
 
 FedMABench scripts were written for ms-swift 2.x. ``translate_legacy_argv`` rewrites such an argv before it reaches
-``FedSftArguments`` and logs every translation once. Arguments it does not know are left alone, so ms-swift's own
-parser still rejects truly unknown names (see :func:`unknown_argument_hint`).
+``FedSftArguments`` (or, for a plain ``swift sft`` run, stock ms-swift: the ``swift sft`` hook) and logs the
+translations in one line. Arguments it does not know are left alone, so ms-swift's own parser still rejects truly
+unknown names (see :func:`unknown_argument_hint`). Standard library only: the hook imports it at start-up.
 """
 
 import difflib
@@ -33,6 +34,16 @@ RENAMES: Dict[str, str] = {
     '--preprocess_num_proc': '--dataset_num_proc',
     '--check_dataset_strategy': '--dataset_check_strategy',
 }
+
+
+# 2.x names that stock ms-swift 4.x has no equivalent for: a plain (not federated) run drops them, saying why.
+PLAIN_RUN_DROPS: Dict[str, str] = {
+    '--check_dataset_strategy': 'dropped: stock ms-swift 4.x has no dataset check (python -m swift_ext.data_check '
+    'checks a file; federated runs check with --dataset_check_strategy)',
+}
+
+LEGACY_FLAGS = frozenset({*RENAMES, '--dtype', '--model_type', '--train_dataset_sample'})
+"""Every flag name this module reads (``--model_type`` only when its value is a 2.x name)."""
 
 
 def split_options(argv: Iterable[str]) -> List[Option]:
@@ -85,7 +96,12 @@ def _apply_train_dataset_sample(options: List[Option]) -> Tuple[List[Option], Op
     samples = [values for name, values in options if name == '--train_dataset_sample']
     if not samples:
         return options, None
-    count = int(samples[-1][0])
+    try:
+        count = int(samples[-1][0])
+    except (IndexError, ValueError):
+        raise ValueError(
+            f'--train_dataset_sample {" ".join(samples[-1])!r} is not a number of rows (an integer, -1: all rows).'
+        ) from None
     options = [(name, values) for name, values in options if name != '--train_dataset_sample']
     if count < 0:
         return options, '--train_dataset_sample -1 -> all rows'
@@ -95,14 +111,31 @@ def _apply_train_dataset_sample(options: List[Option]) -> Tuple[List[Option], Op
     return options, f'--train_dataset_sample {count} -> --dataset PATH#{count}'
 
 
-def translate_legacy_argv(argv: Iterable[str]) -> List[str]:
-    """Return ``argv`` with every ms-swift 2.x argument rewritten to its 4.x form; log each translation once."""
+def uses_legacy_names(argv: Iterable[str]) -> bool:
+    """True when ``argv`` has an ms-swift 2.x argument that :func:`translate_legacy_argv` rewrites."""
+    for name, values in split_options(argv):
+        if name in RENAMES or name in ('--dtype', '--train_dataset_sample'):
+            return True
+        if name == '--model_type' and any(pattern.match(v) for pattern, _ in LEGACY_MODEL_TYPES for v in values):
+            return True
+    return False
+
+
+def translate_legacy_argv(argv: Iterable[str], plain_run: bool = False, log: bool = True) -> List[str]:
+    """Return ``argv`` with every ms-swift 2.x argument rewritten to its 4.x form; log the translations in one line
+    (unless ``log`` is False: a launcher checks the argv its worker process translates and logs again).
+
+    ``plain_run``: the argv goes to stock ms-swift (no federated arguments), so the 2.x names it has no equivalent
+    for (``PLAIN_RUN_DROPS``) are dropped instead of translated to swift_ext's names.
+    """
     options, note = _apply_train_dataset_sample(split_options(argv))
     notes = [note] if note else []
     explicit_template = any(name == '--template' for name, _ in options)
     translated: List[Option] = []
     for name, values in options:
-        if name in RENAMES:
+        if plain_run and name in PLAIN_RUN_DROPS:
+            notes.append(f'{name} {" ".join(values)} {PLAIN_RUN_DROPS[name]}')
+        elif name in RENAMES:
             translated.append((RENAMES[name], values))
             notes.append(f'{name} -> {RENAMES[name]}')
         elif name in VALUE_TRANSLATORS:
@@ -114,8 +147,8 @@ def translate_legacy_argv(argv: Iterable[str]) -> List[str]:
                 notes.append(f'{name} {" ".join(values)} -> {note}')
         else:
             translated.append((name, values))
-    for note in dict.fromkeys(notes):
-        logger.warning(f'[swift_ext] ms-swift 2.x argument translated: {note}')
+    if notes and log:
+        logger.warning(f'ms-swift 2.x arguments translated by swift_ext: {"; ".join(dict.fromkeys(notes))}')
     return join_options(translated)
 
 
@@ -131,10 +164,13 @@ def unknown_flags(argv: Iterable[str], known_names: Iterable[str]) -> List[str]:
 
 
 def unknown_argument_hint(unknown: Iterable[str], known_names: Iterable[str]) -> str:
-    """An error message naming each unknown ``--flag`` with the closest known names."""
-    known = sorted(set(known_names) | set(RENAMES) | set(VALUE_TRANSLATORS) | {'--train_dataset_sample'})
-    lines = []
+    """A one-line error message naming each unknown ``--flag`` with the closest known names."""
+    known = sorted(set(known_names) | LEGACY_FLAGS)
+    named = []
     for name in unknown:
         close = difflib.get_close_matches(name, known, n=3)
-        lines.append(f'  {name}' + (f' (did you mean {", ".join(close)}?)' if close else ''))
-    return 'Unknown arguments:\n' + '\n'.join(lines) + '\nRun `swift sft --help` for the ms-swift 4.x names.'
+        named.append(name + (f' (did you mean {", ".join(close)}?)' if close else ''))
+    return (
+        f'unknown argument{"s" if len(named) > 1 else ""} {", ".join(named)}; `swift-fed sft --help` lists the '
+        "federated arguments, ms-swift's documentation the others"
+    )

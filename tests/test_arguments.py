@@ -1,4 +1,5 @@
-"""Federated argument validation and the CLI's error for unknown arguments."""
+"""Federated argument validation and the hook's test for a federated command line (the CLI's errors:
+test_cli_errors.py)."""
 
 import subprocess
 import sys
@@ -6,8 +7,7 @@ import sys
 import pytest
 
 from swift_ext.arguments.federated import FEDERATED_FLAGS, FederatedArguments
-from swift_ext.cli.hook import is_federated_argv
-from tests.conftest import BIN_DIR
+from swift_ext.cli.flags import is_federated_argv
 
 
 @pytest.mark.parametrize('fed_alg, client', [('local', 0), ('local3', 3), ('local12', 12), ('fedavg', None)])
@@ -40,20 +40,15 @@ def test_weighting_defaults():
 def test_hook_recognises_federated_flags_only():
     assert '--fed_alg' in FEDERATED_FLAGS and '--round' in FEDERATED_FLAGS
     assert is_federated_argv(['--model', 'x', '--round=3'])
+    assert is_federated_argv(['--model', 'x', '--client-num', '3'])  # HfArgumentParser's dashed spelling
     assert not is_federated_argv(['--model', 'x', '--dataset', 'round', '--lora_rank', '8'])
-
-
-def test_unknown_argument_fails_with_a_hint():
-    result = subprocess.run(
-        [str(BIN_DIR / 'swift-fed'), 'sft', '--fed_alg', 'fedavg', '--model', 'unused', '--lora_rnak', '8'],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode != 0
-    assert 'did you mean --lora_rank' in result.stdout + result.stderr
 
 
 def test_hook_module_is_light():
     code = 'import sys, swift_ext.cli.hook; print(any(m.split(".")[0] in ("swift", "torch") for m in sys.modules))'
     assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True).stdout.strip() == 'False'
+    # every Python process of the environment imports the hook: until it is in `swift sft`, only os and sys
+    code = 'import sys; print(sorted(m for m in sys.modules if m.startswith("swift_ext.")))'
+    assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True).stdout.strip() == str(
+        ['swift_ext.cli', 'swift_ext.cli.hook']
+    )

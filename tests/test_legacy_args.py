@@ -4,7 +4,13 @@ import logging
 
 import pytest
 
-from swift_ext.legacy_args import split_options, translate_legacy_argv, unknown_argument_hint, unknown_flags
+from swift_ext.legacy_args import (
+    split_options,
+    translate_legacy_argv,
+    unknown_argument_hint,
+    unknown_flags,
+    uses_legacy_names,
+)
 
 
 def as_dict(argv):
@@ -104,4 +110,37 @@ def test_unknown_argument_hint_suggests_close_names():
     unknown = unknown_flags(['--lora_rnak', '8', '--zzz', '--lora-alpha', '1', '--no_gradient_checkpointing'], known)
     assert unknown == ['--lora_rnak', '--zzz']
     message = unknown_argument_hint(unknown, known)
-    assert '--lora_rnak (did you mean --lora_rank' in message and '  --zzz\n' in message
+    assert message.startswith('unknown arguments --lora_rnak (did you mean --lora_rank') and '\n' not in message
+    assert ', --zzz; ' in message  # no suggestion for it
+
+
+def test_translations_are_logged_in_one_line_unless_asked_not_to(caplog):
+    with caplog.at_level(logging.WARNING):
+        translate_legacy_argv(['--sft_type', 'lora', '--batch_size', '1'])
+        translate_legacy_argv(['--sft_type', 'lora'], log=False)
+    assert [record.getMessage() for record in caplog.records] == [
+        'ms-swift 2.x arguments translated by swift_ext: --sft_type -> --tuner_type; '
+        '--batch_size -> --per_device_train_batch_size'
+    ]
+
+
+def test_a_plain_run_drops_what_stock_ms_swift_lacks(caplog):
+    argv = ['--sft_type', 'lora', '--check_dataset_strategy', 'warning', '--lora_rank', '8']
+    with caplog.at_level(logging.WARNING):
+        assert as_dict(translate_legacy_argv(argv, plain_run=True)) == {'--tuner_type': ['lora'], '--lora_rank': ['8']}
+    assert '--check_dataset_strategy warning dropped: stock ms-swift 4.x has no dataset check' in caplog.text
+    assert as_dict(translate_legacy_argv(argv))['--dataset_check_strategy'] == ['warning']  # federated runs keep it
+
+
+@pytest.mark.parametrize(
+    'argv, legacy',
+    [
+        (['--model_id_or_path', 'm'], True),
+        (['--model_type', 'qwen2-vl-7b-instruct'], True),
+        (['--model_type', 'qwen2_vl', '--model', 'm'], False),  # 4.x names only: stock ms-swift, untouched
+        (['--dtype', 'bf16'], True),
+        (['--lora_rank', '8', '--dataset', 'd.jsonl'], False),
+    ],
+)
+def test_uses_legacy_names(argv, legacy):
+    assert uses_legacy_names(argv) is legacy

@@ -36,6 +36,10 @@ class FederatedArguments:
             `global_lora_{round}` (1-based round number). Defaults to 5.
         partition (str): How rows are assigned to clients when the dataset has no client column: 'iid' shuffles
             rows with `data_seed` and deals contiguous shards (flwr-datasets' IidPartitioner). Defaults to 'iid'.
+        client_column (str): Where rows get their client: 'client_id' reads the dataset's `client_id` column
+            (FedMABench's `client_number` when it has none) and deals rows by `partition` only to files without
+            either; 'none' ignores those columns and deals every file's rows anew by `partition` into `client_num`
+            clients (e.g. to train 4 clients on data partitioned for 10). Defaults to 'client_id'.
         dataset_check_strategy (str): The conversations check run on every local JSON-lines training file before
             loading (valid JSON, user/assistant turns ending with the assistant, non-empty answers, one <image> tag
             per readable image, tokenized length <= max_length; `python -m swift_ext.data_check` runs it alone).
@@ -79,6 +83,7 @@ class FederatedArguments:
     round_per_epoch: int = 10
     save_every: int = 5
     partition: Literal['iid'] = 'iid'
+    client_column: Literal['client_id', 'none'] = 'client_id'
     dataset_check_strategy: Literal['none', 'warning', 'discard', 'error'] = 'warning'
     fed_weighting: Optional[Literal['samples', 'episodes', 'uniform']] = None
     server_lr: Optional[float] = None

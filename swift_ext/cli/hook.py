@@ -1,34 +1,101 @@
-"""Make ``swift sft --fed_alg ...`` federated, and leave every other ``swift sft`` untouched.
+"""Make ``swift sft --fed_alg ...`` federated, translate FedMABench's 2.x names for plain ``swift sft``, and leave
+every other ``swift sft`` untouched.
 
 ``swift sft`` starts ``python .../swift/cli/sft.py ARGS`` (directly, or once per rank under torchrun). The
-``swift_ext.pth`` file that the package installs calls :func:`redirect_federated_swift_sft` at interpreter start-up;
-when the script is ms-swift's ``sft.py`` and ARGS contain a federated flag (``--fed_alg``, ``--round``, ...), the
-process re-executes itself as ``python -m swift_ext.cli.sft ARGS`` with the same environment. Nothing else is touched,
-so ``swift sft`` without federated flags is stock ms-swift.
+``swift_ext.pth`` file that the package installs calls :func:`redirect_federated_swift_sft` at interpreter start-up.
+In ms-swift's ``sft.py`` process:
 
-Off switch: ``SWIFT_EXT_HOOK=0``. This module only imports the standard library and the field list.
+- ARGS contain a federated flag (``--fed_alg``, ``--round``, ...): the process re-executes itself as
+  ``python -m swift_ext.cli.sft ARGS`` with the same environment;
+- a flag reads like a misspelt federated flag (``--client_nun``): one ``error:`` line, exit status 2;
+- ARGS use ms-swift 2.x names (``--sft_type``, ``--model_id_or_path``, ...): the process re-executes ms-swift's own
+  ``sft.py`` with the names translated (``swift_ext.legacy_args``), so FedMABench's centralised baselines run on
+  stock ms-swift 4.x;
+- otherwise nothing happens: ``swift sft`` is stock ms-swift.
+
+In the ``swift`` launcher itself, before it imports torch, a federated ``--help`` is answered and the checks of
+:mod:`swift_ext.cli.preflight` (and the near-miss check) run, so a bad command line fails in a fraction of a
+second. Off switch: ``SWIFT_EXT_HOOK=0``.
+
+Every Python process of the environment runs this at start-up, so it imports only ``os`` and ``sys`` until it knows
+the process is ``swift sft``; then the standard library, the federated field list and the 2.x name table.
 """
 
 import os
 import sys
-from typing import Sequence
 
 SWIFT_SFT_SCRIPT = os.path.join('swift', 'cli', 'sft.py')
 
 
-def is_federated_argv(argv: Sequence[str]) -> bool:
-    """True when any ``--flag`` (or ``--flag=value``) is a federated argument."""
-    from swift_ext.arguments.federated import FEDERATED_FLAGS
+def _exit(status: int) -> None:
+    """End the process now: ``sys.exit`` while ``site`` is still starting the interpreter is a fatal error."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
-    return any(token.split('=', 1)[0] in FEDERATED_FLAGS for token in argv if token.startswith('--'))
+
+def _usage_error(message: str) -> None:
+    print(f'error: {message}', file=sys.stderr)
+    _exit(2)
+
+
+def _check_in_launcher(argv: list) -> None:
+    """In ms-swift's launcher (``bin/swift sft ...``), before it imports torch: answer a federated ``--help``, and
+    stop a federated command line that :mod:`swift_ext.cli.preflight` rejects, or a near miss of a federated flag."""
+    if os.path.basename(argv[0]) != 'swift' or argv[1:2] != ['sft'] or not argv[2:3] or not argv[2].startswith('--'):
+        return  # not sft, or arguments in a config file (the worker process checks those)
+    from swift_ext.arguments.errors import UsageError
+    from swift_ext.cli.flags import federated_near_misses, is_federated_argv, near_miss_message, wants_help
+
+    args = argv[2:]
+    if not is_federated_argv(args):
+        misses = federated_near_misses(args)
+        if misses:
+            _usage_error(near_miss_message(misses))
+        return
+    if wants_help(args):
+        from swift_ext.cli.help import federated_help
+
+        print(federated_help())
+        _exit(0)
+    from swift_ext.cli.preflight import preflight
+
+    try:
+        preflight(args, log_translations=False)
+    except UsageError as error:
+        _usage_error(str(error))
 
 
 def redirect_federated_swift_sft() -> None:
-    """Re-exec a federated ``swift sft`` process as ``python -m swift_ext.cli.sft``; otherwise return."""
+    """Route ms-swift's ``sft.py`` process (see the module docstring); otherwise return."""
     if os.environ.get('SWIFT_EXT_HOOK', '1') == '0' or not sys.argv or not sys.argv[0]:
         return
+    _check_in_launcher(sys.argv)
     if not os.path.abspath(sys.argv[0]).endswith(os.sep + SWIFT_SFT_SCRIPT):
         return
-    if is_federated_argv(sys.argv[1:]):
+    from swift_ext.cli.flags import federated_near_misses, is_federated_argv, near_miss_message
+
+    argv = sys.argv[1:]
+    if is_federated_argv(argv):
         sys.stdout.flush()
-        os.execv(sys.executable, [sys.executable, '-m', 'swift_ext.cli.sft', *sys.argv[1:]])
+        os.execv(sys.executable, [sys.executable, '-m', 'swift_ext.cli.sft', *argv])
+    misses = federated_near_misses(argv)
+    if misses:
+        _usage_error(near_miss_message(misses))
+    _translate_plain_run(argv)
+
+
+def _translate_plain_run(argv: list) -> None:
+    """Re-execute ms-swift's ``sft.py`` with 2.x names translated; return when there are none (or argv does not
+    start with a ``--flag``, which ms-swift then judges itself)."""
+    from swift_ext.legacy_args import translate_legacy_argv, uses_legacy_names
+
+    if not argv or not argv[0].startswith('--') or not uses_legacy_names(argv):
+        return
+    try:
+        translated = translate_legacy_argv(argv, plain_run=True)
+    except ValueError as error:  # a 2.x value with no 4.x meaning (--dtype int8)
+        _usage_error(str(error))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, sys.argv[0], *translated])

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
+from .console import prints_to_run_log
 from .state import State, get_trainable_state
 
 OK, FAILED, EXCLUDED, EMPTY, TIMEOUT = 'ok', 'failed', 'excluded', 'empty', 'timeout'
@@ -75,11 +76,16 @@ def train_client(
     **trainer_kwargs: Any,
 ) -> Tuple[State, ClientResult]:
     """Train ``model`` in place on ``dataset`` with a fresh trainer; return its trainable state and ``result`` filled
-    in with the turn's statistics. Exceptions from training propagate (the pipeline applies --client_failure)."""
+    in with the turn's statistics. Exceptions from training propagate (the pipeline applies --client_failure).
+
+    What the trainer prints (ms-swift prints every logged step) goes to the run's full log, not the console: the
+    rows are in ``logging.jsonl`` and the round's line sums them up.
+    """
     start = time.perf_counter()
     trainer = trainer_factory(model=model, args=training_args, train_dataset=dataset, **trainer_kwargs)
     train_start = time.perf_counter()
-    output = trainer.train()
+    with prints_to_run_log():
+        output = trainer.train()
     result.train_seconds = time.perf_counter() - train_start
     state = get_trainable_state(model)
     result.round_samples = len(dataset)

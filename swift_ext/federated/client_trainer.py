@@ -7,6 +7,8 @@
   steps on the rest of the accumulated batch; with AdamW a zero gradient still moves weights by momentum and decay).
 - SCAFFOLD: :class:`ScaffoldCorrection` adds ``c - c_i`` to each gradient just before the optimiser step and sums
   the learning rates it applied (``swift_ext.strategies.scaffold``).
+- Step logs: with a :class:`~swift_ext.federated.step_log.ClientStepLog`, every row ms-swift logs (``logging.jsonl``)
+  starts with ``round`` and ``client``, and its values go to the client's TensorBoard run.
 """
 
 from typing import Any, Dict, Literal, Optional, Sequence, Type
@@ -16,6 +18,7 @@ from transformers import TrainerCallback
 
 from ..strategies.fedprox import proximal_term
 from .state import State
+from .step_log import ClientStepLog
 
 
 class NonFiniteLoss(RuntimeError):
@@ -33,9 +36,11 @@ def make_client_trainer_cls(base: Type) -> Type:
             anchor: Optional[State] = None,
             nonfinite_loss: Literal['stop', 'skip'] = 'stop',
             extra_callbacks: Sequence[TrainerCallback] = (),
+            step_log: Optional[ClientStepLog] = None,
             **kwargs,
         ) -> None:
             super().__init__(*args, **kwargs)
+            self.step_log = step_log
             for callback in extra_callbacks:  # ms-swift already passes its own `callbacks` to transformers' Trainer
                 self.add_callback(callback)
             self.proximal_mu = proximal_mu
@@ -45,6 +50,22 @@ def make_client_trainer_cls(base: Type) -> Type:
             if proximal_mu > 0:
                 params = dict(self.model.named_parameters())
                 self._anchor = {name: t.to(params[name].device, params[name].dtype) for name, t in anchor.items()}
+
+        def log(self, logs: Dict[str, float], *args, **kwargs) -> None:
+            """Tag the row before ms-swift's callbacks write it; then mirror it to the client's TensorBoard run."""
+            if self.step_log is None:
+                return super().log(logs, *args, **kwargs)
+            self.step_log.tag(logs)
+            super().log(logs, *args, **kwargs)
+            if self.is_world_process_zero():
+                self.step_log.write_scalars(logs, self.state.global_step, self.state.max_steps)
+
+        def train(self, *args, **kwargs):
+            try:
+                return super().train(*args, **kwargs)
+            finally:
+                if self.step_log is not None:
+                    self.step_log.close()
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             result = super().compute_loss(

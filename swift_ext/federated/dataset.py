@@ -16,12 +16,19 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from datasets import Dataset as HfDataset
 
+from ..arguments.errors import UsageError
 from ..data_check import CheckReport, write_kept_rows
+from .client_column import (
+    CLIENT_COLUMN,
+    CLIENT_COLUMNS,
+    check_client_ids,
+    check_enough_episodes,
+    client_column_in,
+    count_episodes,
+)
 
 SOURCE_COLUMN = '_fed_source'
 ROW_COLUMN = '_fed_row'
-CLIENT_COLUMN = 'client_id'
-LEGACY_CLIENT_COLUMN = 'client_number'  # also accepted, as FedMABench's scripts wrote it
 
 
 @dataclass(frozen=True)
@@ -59,25 +66,11 @@ def describe_row(path: str, row: int, line_numbers: Optional[Sequence[int]] = No
 
 
 def read_client_column(dataset: HfDataset, path: str, client_num: int) -> List[int]:
-    """Validated client ids from the ``client_id``/``client_number`` column; errors name every bad line."""
-    column = CLIENT_COLUMN if CLIENT_COLUMN in dataset.column_names else LEGACY_CLIENT_COLUMN
-    values = dataset[column]
-    bad = [
-        row
-        for row, value in enumerate(values)
-        if isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value != int(value)
-        or not 0 <= int(value) < client_num
-    ]
-    if bad:
-        lines = file_line_numbers(path)
-        shown = ', '.join(f'{describe_row(path, row, lines)} ({column}={values[row]!r})' for row in bad[:10])
-        more = f' and {len(bad) - 10} more' if len(bad) > 10 else ''
-        raise ValueError(
-            f'{column} must be an integer in [0, {client_num}) (--client_num {client_num}): {shown}{more}.'
-        )
-    return [int(value) for value in values]
+    """Validated client ids from the ``client_id``/``client_number`` column (``client_column.check_client_ids``);
+    errors name every bad line."""
+    column = client_column_in(dataset.column_names)
+    lines = file_line_numbers(path)
+    return check_client_ids(dataset[column], column, client_num, path, lambda row: describe_row(path, row, lines))
 
 
 Partitioner = Callable[[HfDataset, int, str, int], List[int]]
@@ -94,24 +87,35 @@ class RowTagger:
     partition: str
     seed: int
     partitioner: Partitioner
+    use_client_column: bool = True  # False (--client_column none): user files are partitioned anew
     files: List[DatasetFile] = field(default_factory=list)
     origins: Dict[str, FileOrigin] = field(default_factory=dict)  # derived file path -> its source rows
 
     def tag(self, dataset: HfDataset, path: str) -> HfDataset:
-        """Rows of a derived file are tagged with their source file and row, so reports name the user's file."""
-        has_column = CLIENT_COLUMN in dataset.column_names or LEGACY_CLIENT_COLUMN in dataset.column_names
+        """Rows of a derived file are tagged with their source file and row, so reports name the user's file; a
+        derived file's client column is always read (it was written from the user's file)."""
+        columns = [c for c in CLIENT_COLUMNS if c in dataset.column_names]
+        has_column = bool(columns) and (self.use_client_column or path in self.origins)
         if has_column:
             client_ids = read_client_column(dataset, path, self.client_num)
-            dataset = dataset.remove_columns(
-                [c for c in (CLIENT_COLUMN, LEGACY_CLIENT_COLUMN) if c in dataset.column_names]
-            )
         else:
-            client_ids = self.partitioner(dataset, self.client_num, self.partition, self.seed)
+            client_ids = self.partition_rows(dataset, path)
+        if columns:
+            dataset = dataset.remove_columns(columns)
         origin = self.origins.get(path, FileOrigin(path, list(range(len(dataset))), len(dataset)))
         self.files.append(DatasetFile(origin.path, origin.num_rows, 'column' if has_column else self.partition))
         dataset = dataset.add_column(SOURCE_COLUMN, [origin.path] * len(dataset))
         dataset = dataset.add_column(ROW_COLUMN, origin.rows)
         return dataset.add_column(CLIENT_COLUMN, client_ids)
+
+    def partition_rows(self, dataset: HfDataset, path: str) -> List[int]:
+        """Client of every row by ``partition``; :class:`UsageError` when the episodes cannot fill the clients."""
+        episodes = dataset['episode_id'] if 'episode_id' in dataset.column_names else [None] * len(dataset)
+        check_enough_episodes(count_episodes(episodes), self.client_num, path)
+        try:
+            return self.partitioner(dataset, self.client_num, self.partition, self.seed)
+        except ValueError as error:
+            raise UsageError(f'{path}: --partition {self.partition}: {error}') from error
 
     @contextlib.contextmanager
     def patched(self) -> Iterator['RowTagger']:
@@ -132,12 +136,10 @@ class RowTagger:
             loader.hf_load_dataset = original
 
 
-def original_row_clients(
-    path: str, client_num: int, partition: str, seed: int, partitioner: Partitioner
-) -> Optional[List[int]]:
-    """The client of every row of a JSON-lines file as if ms-swift had loaded it whole, or None when its rows carry
-    a client column. A line that is not valid JSON counts as a row without an episode, so dropping it later moves
-    no other row: the partition depends only on the row count and the ``episode_id`` values."""
+def original_row_episodes(path: str, use_client_column: bool = True) -> Optional[List[object]]:
+    """The ``episode_id`` of every row of a JSON-lines file (None where it has none), which with the row count is all
+    a partition reads; None when its rows carry a client column that ``use_client_column`` says to read. A line
+    that is not valid JSON counts as a row without an episode, so dropping it later moves no other row."""
     episodes = []
     with open(path, encoding='utf-8') as f:
         for line in f:
@@ -147,10 +149,10 @@ def original_row_clients(
                 row = json.loads(line)
             except json.JSONDecodeError:
                 row = None
-            if isinstance(row, dict) and (CLIENT_COLUMN in row or LEGACY_CLIENT_COLUMN in row):
+            if use_client_column and isinstance(row, dict) and client_column_in(row):
                 return None
             episodes.append(row.get('episode_id') if isinstance(row, dict) else None)
-    return partitioner(HfDataset.from_dict({'episode_id': episodes}), client_num, partition, seed)
+    return episodes
 
 
 def write_checked_copy(report: CheckReport, checked_path: str, tagger: RowTagger) -> str:
@@ -161,8 +163,9 @@ def write_checked_copy(report: CheckReport, checked_path: str, tagger: RowTagger
     a row the check drops moves no other row to another client.
     """
     kept = write_kept_rows(report, checked_path)
-    clients = original_row_clients(report.path, tagger.client_num, tagger.partition, tagger.seed, tagger.partitioner)
-    if clients is not None:
+    episodes = original_row_episodes(report.path, tagger.use_client_column)
+    if episodes is not None:
+        clients = tagger.partition_rows(HfDataset.from_dict({'episode_id': episodes}), report.path)
         with open(checked_path, encoding='utf-8') as f:
             rows = [json.loads(line) for line in f if line.strip()]
         with open(checked_path, 'w', encoding='utf-8') as f:

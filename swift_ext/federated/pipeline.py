@@ -11,6 +11,7 @@ other processes through :meth:`build_client_node` and :meth:`build_round_loop`.
 import gc
 import os
 import sys
+import time
 from dataclasses import fields
 from functools import partial
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -23,6 +24,7 @@ from swift.utils import append_to_jsonl, get_logger, is_master, parse_args
 
 from data_tools.partition import assign_client_ids
 
+from ..arguments.errors import UsageError, argparse_errors_raised
 from ..arguments.sft import FedSftArguments
 from ..data_check import apply_strategy, check_conversations_file
 from ..legacy_args import translate_legacy_argv, unknown_argument_hint, unknown_flags
@@ -32,6 +34,7 @@ from .checkpoint import CheckpointStore
 from .client_controls import ControlStore
 from .client_node import ClientData, ClientNode, LocalTraining
 from .client_trainer import make_client_trainer_cls
+from .console import attach_run_log, console_logger, start_lines, summary_lines
 from .dataset import ClientMembership, RowTagger, describe_row, dropped_rows, file_line_numbers, write_checked_copy
 from .global_model import GlobalEvaluation, SwiftGlobalModel
 from .round_loop import RoundLoop, RoundPlan
@@ -55,17 +58,26 @@ class FedSwiftSft(SwiftSft):
         super().__init__(args)
 
     def _parse_args(self, args: Optional[Union[List[str], FedSftArguments]] = None) -> FedSftArguments:
-        """Accept ms-swift 2.x names (translated and logged); reject unknown names with the closest known ones."""
+        """Accept ms-swift 2.x names (translated and logged); reject unknown names with the closest known ones.
+
+        Every error in building the arguments (argparse's, ms-swift's and the federated checks) is a
+        :class:`UsageError`. The run's full log (``run.log``) starts here, before ms-swift logs the argument dump.
+        """
         if isinstance(args, FedSftArguments):
             return args
         argv = translate_legacy_argv(sys.argv[1:] if args is None else args)
         known = [f'--{field.name}' for field in fields(FedSftArguments)]
         unknown = unknown_flags(argv, known)
         if unknown:  # checked before parsing: building the arguments already loads the model config
-            raise ValueError(unknown_argument_hint(unknown, known))
-        parsed, remaining = parse_args(FedSftArguments, argv)
+            raise UsageError(unknown_argument_hint(unknown, known))
+        try:
+            with argparse_errors_raised():
+                parsed, remaining = parse_args(FedSftArguments, argv)
+        except ValueError as error:
+            raise UsageError(str(error)) from error
         if remaining:
-            raise ValueError(unknown_argument_hint(remaining, known))
+            raise UsageError(unknown_argument_hint(remaining, known))
+        attach_run_log(parsed.output_dir)
         return parsed
 
     # ----------------------------------------------------------------------------------------------- set-up
@@ -74,7 +86,9 @@ class FedSwiftSft(SwiftSft):
         """Load, preprocess and encode-check the rows once; read client membership from the surviving rows.
         Returns the clients' training rows and the validation rows (or None)."""
         args = self.args
-        tagger = RowTagger(args.client_num, args.partition, args.data_seed, assign_client_ids)
+        tagger = RowTagger(
+            args.client_num, args.partition, args.data_seed, assign_client_ids, args.client_column != 'none'
+        )
         self._check_dataset_files(tagger)
         with tagger.patched():
             train, val = self._get_dataset()
@@ -85,14 +99,12 @@ class FedSwiftSft(SwiftSft):
             self._report_dropped_rows(tagger, [train, val])
         data = ClientData(train, ClientMembership.from_dataset(train, args.client_num), self._encoded)
         sizes = {client: data.membership.num_rows(client) for client in data.membership.positions}
-        logger.info(
-            f'[swift_ext] rows per client: {sizes} (clients from: '
-            f'{", ".join(sorted({f.client_source for f in tagger.files}))})'
-        )
+        logger.info(f'[swift_ext] clients from: {", ".join(sorted({f.client_source for f in tagger.files}))}')
+        console_logger().info(start_lines(args.fed_alg, args.round, sizes, args.output_dir))
         if args.weighting == 'episodes' and 'episode_id' not in train.column_names:
-            raise ValueError('--fed_weighting episodes (or --fed_alg avg-epi) needs an `episode_id` column in the data')
+            raise UsageError('--fed_weighting episodes (or --fed_alg avg-epi) needs an `episode_id` column in the data')
         if args.fed_eval_every and val is None:
-            raise ValueError('--fed_eval_every needs a validation split: --split_dataset_ratio > 0 or --val_dataset.')
+            raise UsageError('--fed_eval_every needs a validation split: --split_dataset_ratio > 0 or --val_dataset.')
         return data, val
 
     def _check_dataset_files(self, tagger: RowTagger) -> None:
@@ -111,7 +123,7 @@ class FedSwiftSft(SwiftSft):
             path, sep, sample = spec.partition('#')
             if path.endswith('.jsonl') and os.path.isfile(path):
                 report = check_conversations_file(path, template=self.template, max_length=self.template.max_length)
-                logger.info(f'[swift_ext] dataset check: {report.summary()}')
+                console_logger().info(f'dataset check: {report.summary()}')
                 name = os.path.basename(path)
                 apply_strategy(
                     report, args.dataset_check_strategy, os.path.join(args.output_dir, f'data_check_{name}.json')
@@ -179,18 +191,7 @@ class FedSwiftSft(SwiftSft):
             local_client=args.local_client,
             output_dir=args.output_dir,
         )
-        strategy = build_strategy(
-            args.fed_alg,
-            ServerConfig(
-                client_num=args.client_num,
-                server_lr=args.server_lr,
-                server_momentum=args.server_momentum,
-                beta1=args.fedopt_beta1,
-                beta2=args.fedopt_beta2,
-                tau=args.fedopt_tau,
-                fedprox_mu=args.fedprox_mu,
-            ),
-        )
+        strategy = build_strategy(args.fed_alg, self._server_config())
         evaluation = None
         if val is not None:
             evaluation = GlobalEvaluation(
@@ -212,9 +213,30 @@ class FedSwiftSft(SwiftSft):
         run_log = FedRunLog(args.output_dir, args.logging_dir) if is_master() else None
         return RoundLoop(plan, strategy, transport, global_model, CheckpointStore(args.output_dir), run_log)
 
+    def _server_config(self) -> ServerConfig:
+        args = self.args
+        return ServerConfig(
+            client_num=args.client_num,
+            server_lr=args.server_lr,
+            server_momentum=args.server_momentum,
+            beta1=args.fedopt_beta1,
+            beta2=args.fedopt_beta2,
+            tau=args.fedopt_tau,
+            fedprox_mu=args.fedprox_mu,
+        )
+
+    def _record_resolved_arguments(self) -> None:
+        """Write the values the run uses into the arguments ``args.json`` records: ``fed_weighting`` as resolved for
+        the algorithm, ``server_lr`` as the strategy takes it (None for algorithms without a server learning
+        rate)."""
+        args = self.args
+        args.fed_weighting = args.weighting
+        args.server_lr = getattr(build_strategy(args.fed_alg, self._server_config()), 'server_lr', None)
+
     def run(self) -> Dict[str, Any]:
         args = self.args
         data, val = self._prepare_client_data()
+        self._record_resolved_arguments()
         args.save_args()
         full_dataset = self._encoded(data.train)
         self._show_dataset(full_dataset, None)
@@ -226,6 +248,7 @@ class FedSwiftSft(SwiftSft):
     def run_rounds(self, loop: RoundLoop) -> Dict[str, Any]:
         """Resume when asked, run the rounds, append the run summary to ms-swift's ``logging.jsonl``."""
         args = self.args
+        start = time.perf_counter()
         global_state, rounds_done = get_trainable_state(self.model), 0
         if args.resume:
             global_state, rounds_done = loop.resume(global_state)
@@ -241,6 +264,8 @@ class FedSwiftSft(SwiftSft):
         if loop.run_log is not None:
             summary['loss_plot'] = loop.run_log.close()
             append_to_jsonl(os.path.join(args.output_dir, 'logging.jsonl'), summary)
+            seconds = time.perf_counter() - start
+            console_logger().info(summary_lines(args.output_dir, args.round, totals['global_models'], seconds))
         return summary
 
 

@@ -22,6 +22,7 @@ from ..strategies import FedAvg, FedProx, Scaffold, WeightedMean, non_finite_ten
 from ..strategies.aggregation import check_compatible, incompatibilities
 from .checkpoint import CheckpointStore
 from .client import EXCLUDED, FAILED, OK, ClientResult
+from .console import console_logger, display_path, round_line
 from .run_log import FedRunLog
 from .sampling import CENTRAL_CLIENT, client_seed_offset, clients_for_round
 from .state import State
@@ -132,10 +133,7 @@ class RoundLoop:
         plan = self.plan
         saved: List[str] = []
         totals = {'bytes_sent': 0, 'bytes_received': 0}
-        for round_idx in tqdm(
-            range(start_round, plan.rounds), desc='Round', disable=not self.writes, initial=start_round,
-            total=plan.rounds,
-        ):  # fmt: skip
+        for round_idx in range(start_round, plan.rounds):
             round_number = round_idx + 1
             start = time.perf_counter()
             record = self._run_round(round_idx, global_state)
@@ -145,16 +143,24 @@ class RoundLoop:
                 totals = {key: totals[key] + row[key] for key in totals}
             if not self.writes:
                 continue
+            saved_dir = None
             if round_number % plan.save_every == 0 or round_number == plan.rounds:
-                saved.append(self.global_model.save(round_number, global_state))
+                saved_dir = self.global_model.save(round_number, global_state)
+                saved.append(saved_dir)
             self.store.save(
                 round_number,
                 global_state,
                 self.strategy.state_dict(),
                 {**plan.identity, 'control_rounds': {str(k): r for k, r in self.control_rounds.items()}},
             )
+            eval_loss = None
             if plan.eval_every and round_number % plan.eval_every == 0:
-                self.run_log.log_eval(round_number, *self.global_model.evaluate(global_state))
+                eval_loss, actions = self.global_model.evaluate(global_state)
+                self.run_log.log_eval(round_number, eval_loss, actions)
+            statuses = {result.client: result.status for result in record.results}
+            console_logger().info(round_line(row, plan.rounds, statuses, eval_loss))
+            if saved_dir is not None:
+                console_logger().info(f'  saved {display_path(saved_dir)}')
         return {'global_models': saved, **totals}
 
     def _run_round(self, round_idx: int, global_state: State) -> RoundRecord:
@@ -170,7 +176,10 @@ class RoundLoop:
         ]
         mean = WeightedMean()
         results: Dict[int, ClientResult] = {}
-        progress = tqdm(total=len(tasks), desc=f'Round {round_idx + 1} clients', leave=False, disable=not self.writes)
+        # A terminal gets a bar of the round's clients, cleared when the round's line is printed.
+        progress = tqdm(
+            total=len(tasks), desc=f'round {round_idx + 1} clients', leave=False, disable=None if self.writes else True
+        )
         for update in self.transport.train(tasks):
             results[update.result.client] = self._accept(round_idx + 1, update, global_state, mean)
             progress.update()
