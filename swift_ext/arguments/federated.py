@@ -25,7 +25,8 @@ class FederatedArguments:
             client, through the same round loop. Defaults to 'fedavg'.
         round (int): The number of communication rounds. Defaults to 10.
         client_num (int): The number of clients. When the dataset has a `client_id` (or `client_number`) column it
-            must hold integers in [0, client_num). Defaults to 10.
+            must hold integers in [0, client_num) and name client client_num - 1 (see `client_column`). Defaults to
+            10.
         client_sample (int): The number of clients sampled per round; all clients train when it is >= client_num.
             Defaults to 2.
         round_per_epoch (int): Used when `max_steps` is -1 (FedMABench semantics): each sampled client trains

@@ -58,27 +58,12 @@ class FedSwiftSft(SwiftSft):
         super().__init__(args)
 
     def _parse_args(self, args: Optional[Union[List[str], FedSftArguments]] = None) -> FedSftArguments:
-        """Accept ms-swift 2.x names (translated and logged); reject unknown names with the closest known ones.
-
-        Every error in building the arguments (argparse's, ms-swift's and the federated checks) is a
-        :class:`UsageError`. The run's full log (``run.log``) starts here, before ms-swift logs the argument dump.
-        """
-        if isinstance(args, FedSftArguments):
-            return args
-        argv = translate_legacy_argv(sys.argv[1:] if args is None else args)
-        known = [f'--{field.name}' for field in fields(FedSftArguments)]
-        unknown = unknown_flags(argv, known)
-        if unknown:  # checked before parsing: building the arguments already loads the model config
-            raise UsageError(unknown_argument_hint(unknown, known))
-        try:
-            with argparse_errors_raised():
-                parsed, remaining = parse_args(FedSftArguments, argv)
-        except ValueError as error:
-            raise UsageError(str(error)) from error
-        if remaining:
-            raise UsageError(unknown_argument_hint(remaining, known))
-        attach_run_log(parsed.output_dir)
-        return parsed
+        """The run's arguments (from ``args``, or the command line); the run's full log (``run.log``) starts here,
+        before ms-swift logs the argument dump."""
+        if not isinstance(args, FedSftArguments):
+            args = parse_fed_sft_argv(sys.argv[1:] if args is None else args)
+        attach_run_log(args.output_dir)
+        return args
 
     # ----------------------------------------------------------------------------------------------- set-up
 
@@ -267,6 +252,25 @@ class FedSwiftSft(SwiftSft):
             seconds = time.perf_counter() - start
             console_logger().info(summary_lines(args.output_dir, args.round, totals['global_models'], seconds))
         return summary
+
+
+def parse_fed_sft_argv(argv: List[str]) -> FedSftArguments:
+    """Build the arguments from a command line: ms-swift 2.x names translated (and logged), unknown names rejected
+    with the closest known ones. Every error (argparse's, ms-swift's, the federated checks) is a
+    :class:`UsageError`."""
+    argv = translate_legacy_argv(argv)
+    known = [f'--{field.name}' for field in fields(FedSftArguments)]
+    unknown = unknown_flags(argv, known)
+    if unknown:  # checked before parsing: building the arguments already loads the model config
+        raise UsageError(unknown_argument_hint(unknown, known))
+    try:
+        with argparse_errors_raised():
+            parsed, remaining = parse_args(FedSftArguments, argv)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    if remaining:
+        raise UsageError(unknown_argument_hint(remaining, known))
+    return parsed
 
 
 def fed_sft_main(args: Optional[Union[List[str], FedSftArguments]] = None) -> Dict[str, Any]:
