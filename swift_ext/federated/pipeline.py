@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import fields
 from functools import partial
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from datasets import Dataset as HfDataset
 from swift.dataset import LazyLLMDataset
@@ -38,6 +38,9 @@ from .round_loop import RoundLoop, RoundPlan
 from .run_log import FedRunLog
 from .state import get_trainable_state
 from .transport import ClientTransport, InProcessTransport
+
+if TYPE_CHECKING:
+    from ..privacy import ClientLevelDp
 
 logger = get_logger()
 
@@ -210,7 +213,34 @@ class FedSwiftSft(SwiftSft):
             evaluation,
         )
         run_log = FedRunLog(args.output_dir, args.logging_dir) if is_master() else None
-        return RoundLoop(plan, strategy, transport, global_model, CheckpointStore(args.output_dir), run_log)
+        store = CheckpointStore(args.output_dir)
+        return RoundLoop(plan, strategy, transport, global_model, store, run_log, privacy=self._client_level_dp())
+
+    def _client_level_dp(self) -> Optional['ClientLevelDp']:
+        """Client-level DP from ``--dp_*`` (validated by the arguments), or None without ``--dp_clip_norm``."""
+        args = self.args
+        if args.dp_clip_norm is None:
+            return None
+        from ..privacy import CENTRAL, ClientLevelDp, DpConfig  # dp-accounting: only for runs with DP
+
+        adaptive = {'target_quantile': args.dp_target_quantile, 'clip_lr': args.dp_clip_lr}
+        return ClientLevelDp(
+            DpConfig(
+                mode=args.dp_mode or CENTRAL,
+                clip_norm=args.dp_clip_norm,
+                delta=args.dp_delta,
+                client_num=args.client_num,
+                clients_per_round=min(args.client_sample, args.client_num),
+                rounds=args.round,
+                seed=args.seed,
+                noise_multiplier=args.dp_noise_multiplier,
+                target_epsilon=args.dp_target_epsilon,
+                adaptive_clip=args.dp_adaptive_clip,
+                clipped_count_stddev=args.dp_clipped_count_stddev,
+                secure_rng=args.dp_secure_rng,
+                **{name: value for name, value in adaptive.items() if value is not None},
+            )
+        )
 
     def run(self) -> Dict[str, Any]:
         args = self.args
