@@ -14,7 +14,7 @@ from scipy import stats
 
 from swift_ext.arguments.federated import FederatedArguments
 from swift_ext.privacy import FIXED_SIZE, POISSON, ClientLevelAccountant, ClientLevelDp, DpConfig
-from swift_ext.strategies import FedAvg, WeightedMean
+from swift_ext.strategies import ServerConfig, WeightedMean, build_strategy
 from swift_ext.strategies.dp import (
     ClientDp,
     DpMean,
@@ -103,7 +103,10 @@ def test_noiseless_central_mean_is_the_fixed_denominator_mean_of_clipped_deltas(
     np.testing.assert_allclose(flat(mean), expected.astype(np.float32), rtol=0, atol=1e-7)
 
 
-def test_without_noise_and_clipping_every_strategy_sees_the_uniform_fedavg_mean():
+@pytest.mark.parametrize('fed_alg', ['fedavg', 'fedprox', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad'])
+def test_without_noise_and_clipping_every_strategy_sees_the_uniform_mean(fed_alg):
+    """z = 0, C = inf: each strategy's next state from the DP aggregator equals the one from the uniform weighted mean
+    (the DP step sits before the strategy, which only calls ``mean()``)."""
     rng = np.random.default_rng(3)
     torch.manual_seed(3)
     x = random_state(rng)
@@ -112,8 +115,11 @@ def test_without_noise_and_clipping_every_strategy_sees_the_uniform_fedavg_mean(
     for state in states:
         uniform.add(state, weight=1.0)
     dp = central_mean(x, states, 3, clip_norm=math.inf)
-    for name, tensor in FedAvg().aggregate(x, uniform).items():
-        torch.testing.assert_close(FedAvg().aggregate(x, dp)[name], tensor, rtol=0, atol=1e-6)
+    config = ServerConfig(client_num=3)
+    expected = build_strategy(fed_alg, config).aggregate(x, uniform)
+    got = build_strategy(fed_alg, config).aggregate(x, dp)
+    for name, tensor in expected.items():
+        torch.testing.assert_close(got[name], tensor, rtol=0, atol=1e-6)
 
 
 def test_dp_aggregators_refuse_non_uniform_weights():
