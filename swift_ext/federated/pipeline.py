@@ -28,6 +28,8 @@ from ..data_check import apply_strategy, check_conversations_file
 from ..legacy_args import translate_legacy_argv, unknown_argument_hint, unknown_flags
 from ..strategies import ServerConfig, build_strategy
 from ..template import register_checked_templates
+from ..template.pixel_settings import current_pixel_settings, read_pixel_settings, record_pixel_settings
+from ..template.pixel_settings import describe as describe_pixels
 from .checkpoint import CheckpointStore
 from .client_controls import ControlStore
 from .client_node import ClientData, ClientNode, LocalTraining
@@ -244,14 +246,28 @@ class FedSwiftSft(SwiftSft):
 
     def run(self) -> Dict[str, Any]:
         args = self.args
+        self._check_pixel_settings()
         data, val = self._prepare_client_data()
         args.save_args()
+        if is_master():
+            record_pixel_settings(args.output_dir)
         full_dataset = self._encoded(data.train)
         self._show_dataset(full_dataset, None)
         self.model = self.prepare_model(args, self.model, template=self.template, train_dataset=full_dataset)
         node = self.build_client_node(data, os.path.join(args.output_dir, CLIENT_STATE_DIR))
         loop = self.build_round_loop(InProcessTransport(node), val)
         return self.run_rounds(loop)
+
+    def _check_pixel_settings(self) -> None:
+        """A resumed run must resize images as it did before (``pixel_settings.json`` of the run)."""
+        if not self.args.resume:
+            return
+        recorded = read_pixel_settings(self.args.output_dir)
+        if recorded is not None and recorded != current_pixel_settings():
+            raise ValueError(
+                f'--resume: {self.args.output_dir} was trained with {describe_pixels(recorded)}, this process has '
+                f'{describe_pixels(current_pixel_settings())}; set the same environment variables to continue it.'
+            )
 
     def run_rounds(self, loop: RoundLoop) -> Dict[str, Any]:
         """Resume when asked, run the rounds, append the run summary to ms-swift's ``logging.jsonl``."""
