@@ -17,15 +17,15 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Tuple
 
 from safetensors.torch import save_file
 from swift.utils import get_logger
 from tqdm import tqdm
 
 from ..strategies import FedAvg, FedProx, Scaffold, WeightedMean, non_finite_tensors
-from ..strategies.aggregation import check_compatible, incompatibilities
-from ..strategies.dp import ClientDp, FixedDenominatorSum
+from ..strategies.aggregation import ClientMean, check_compatible, incompatibilities
+from ..strategies.dp import ClientDp
 from .checkpoint import CheckpointStore
 from .client import EXCLUDED, FAILED, OK, ClientResult
 from .run_log import FedRunLog
@@ -245,7 +245,7 @@ class RoundLoop:
         round_number: int,
         update: ClientUpdate,
         global_state: State,
-        mean: Union[WeightedMean, FixedDenominatorSum],
+        mean: ClientMean,
         clip_bits: bool = False,
     ) -> ClientResult:
         """Apply ``--client_failure`` and the update rules; add a usable update to ``mean`` (and its clip bit when

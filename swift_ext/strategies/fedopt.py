@@ -22,7 +22,7 @@ rule run with ``--fed_weighting uniform`` (every client weight 1).
 
 import torch
 
-from .aggregation import State, WeightedMean, pseudo_gradient
+from .aggregation import ClientMean, State, pseudo_gradient
 from .fedavg import FedAvg
 
 
@@ -40,7 +40,7 @@ class FedOpt(FedAvg):
     def _second_moment(self, v: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def aggregate(self, global_state: State, client_mean: WeightedMean) -> State:
+    def aggregate(self, global_state: State, client_mean: ClientMean) -> State:
         delta = pseudo_gradient(global_state, client_mean.mean())
         if not self.m:
             self.m = {name: torch.zeros_like(d) for name, d in delta.items()}
