@@ -79,14 +79,14 @@ def screen_elements(app: str, buttons: Tuple[str, ...]) -> List[Dict[str, object
     """The screen's element list in ``data_tools.a11y.Element`` form: the app title, then the buttons."""
     resource = f'com.example.{app.lower()}:id'
     title = {'bounds': TITLE_BOX, 'text': app, 'class_name': 'android.widget.TextView', 'clickable': False}
-    elements = [{**title, 'content_description': '', 'tooltip': '', 'resource_id': f'{resource}/title'}]
+    unlabelled = {'content_description': '', 'tooltip': '', 'hint_text': ''}
+    elements = [{**title, **unlabelled, 'resource_id': f'{resource}/title'}]
     for index, (label, box) in enumerate(button_boxes(buttons).items()):
         elements.append(
             {
                 'bounds': box,
                 'text': label,
-                'content_description': '',
-                'tooltip': '',
+                **unlabelled,
                 'resource_id': f'{resource}/button_{index}',
                 'class_name': 'android.widget.Button',
                 'clickable': True,
@@ -133,6 +133,7 @@ def unpacked_record(
         'sub_instructions': [step.sub_instruction for step in steps] + [STATUS_SUB_INSTRUCTION],
         'acts_origin': [json.dumps(step.origin) for step in steps] + [STATUS_ACTION],
         'acts_convert': [step.action for step in steps] + ['Check status: successful'],
+        'wording': 'default',
         'imgs': imgs,
         'elements': elements,
         'screen_sizes': [list(SCREEN_SIZE)] * count,

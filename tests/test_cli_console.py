@@ -43,7 +43,7 @@ def test_console_has_a_line_per_round_and_a_summary(console_run):
         line = next(line for line in lines if line.startswith(f'round {number}/2'))
         assert lines[lines.index(line) + 1] == f'  saved {os.path.join(run, f"global_lora_{number}")}'
     assert 'fedavgm: 2 rounds, 4 clients, rows per client {0: ' in console
-    assert 'done: 2 rounds in ' in console and '  global adapters: global_lora_1, global_lora_2' in lines
+    assert 'done: 2 of 2 rounds in ' in console and '  global adapters: global_lora_1, global_lora_2' in lines
     assert any(line.startswith('  logs: fed_log.jsonl') for line in lines)
 
 

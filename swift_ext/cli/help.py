@@ -24,6 +24,21 @@ GROUPS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
         'Evaluation during training',
         ('fed_eval_every', 'fed_eval_generation_rows', 'fed_eval_prompt_format', 'fed_eval_max_new_tokens'),
     ),
+    (
+        'Differential privacy',
+        (
+            'dp_clip_norm',
+            'dp_noise_multiplier',
+            'dp_target_epsilon',
+            'dp_delta',
+            'dp_mode',
+            'dp_adaptive_clip',
+            'dp_target_quantile',
+            'dp_clip_lr',
+            'dp_clipped_count_stddev',
+            'dp_secure_rng',
+        ),
+    ),
 )
 OTHER_GROUP = 'Other federated arguments'
 

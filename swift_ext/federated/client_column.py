@@ -11,13 +11,12 @@ from ..arguments.errors import UsageError
 
 CLIENT_COLUMN = 'client_id'
 LEGACY_CLIENT_COLUMN = 'client_number'  # also accepted, as FedMABench's scripts wrote it
-CLIENT_COLUMNS = (CLIENT_COLUMN, LEGACY_CLIENT_COLUMN)
 SHOWN = 10  # rows named in an error, then a count
 
 
 def client_column_in(column_names: Sequence[str]) -> Optional[str]:
     """The column that holds client ids (``client_id`` before FedMABench's ``client_number``), or None."""
-    return next((name for name in CLIENT_COLUMNS if name in column_names), None)
+    return next((name for name in (CLIENT_COLUMN, LEGACY_CLIENT_COLUMN) if name in column_names), None)
 
 
 def is_client_id(value: object, client_num: int) -> bool:

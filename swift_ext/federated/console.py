@@ -159,12 +159,12 @@ def start_lines(fed_alg: str, rounds: int, rows_per_client: Dict[int, int], run_
     )
 
 
-def summary_lines(run_dir: str, rounds: int, global_models: List[str], seconds: float) -> str:
-    """The closing summary: the adapters and the logs a person looks at next."""
+def summary_lines(run_dir: str, last_round: int, rounds: int, global_models: List[str], seconds: float) -> str:
+    """The closing summary: how far the run got, the adapters and the logs a person looks at next."""
     adapters = ', '.join(os.path.basename(path) for path in global_models) or 'none saved'
     return '\n'.join(
         [
-            f'done: {rounds} rounds in {seconds:.1f} s; run directory {display_path(run_dir)}',
+            f'done: {last_round} of {rounds} rounds in {seconds:.1f} s; run directory {display_path(run_dir)}',
             f'  global adapters: {adapters}',
             f'  logs: fed_log.jsonl (clients and rounds), logging.jsonl (training steps), {RUN_LOG} (full log), '
             'images/fed_loss.png, runs/ (TensorBoard)',

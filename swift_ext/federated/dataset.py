@@ -20,7 +20,7 @@ from ..arguments.errors import UsageError
 from ..data_check import CheckReport, write_kept_rows
 from .client_column import (
     CLIENT_COLUMN,
-    CLIENT_COLUMNS,
+    LEGACY_CLIENT_COLUMN,
     check_client_ids,
     check_enough_episodes,
     client_column_in,
@@ -76,6 +76,19 @@ def read_client_column(dataset: HfDataset, path: str, client_num: int) -> List[i
 Partitioner = Callable[[HfDataset, int, str, int], List[int]]
 
 
+def partition_rows(
+    dataset: HfDataset, client_num: int, partition: str, seed: int, partitioner: Partitioner, path: str
+) -> List[int]:
+    """Client of every row of ``path`` by ``partition``; :class:`UsageError` when its episodes cannot fill the
+    clients (``client_column.check_enough_episodes``) or the partitioner refuses."""
+    episodes = dataset['episode_id'] if 'episode_id' in dataset.column_names else [None] * len(dataset)
+    check_enough_episodes(count_episodes(episodes), client_num, path)
+    try:
+        return partitioner(dataset, client_num, partition, seed)
+    except ValueError as error:
+        raise UsageError(f'{path}: --partition {partition}: {error}') from error
+
+
 @dataclass
 class RowTagger:
     """Tags each raw row with (source, row index, client id) as ms-swift loads a local file.
@@ -94,12 +107,12 @@ class RowTagger:
     def tag(self, dataset: HfDataset, path: str) -> HfDataset:
         """Rows of a derived file are tagged with their source file and row, so reports name the user's file; a
         derived file's client column is always read (it was written from the user's file)."""
-        columns = [c for c in CLIENT_COLUMNS if c in dataset.column_names]
+        columns = [c for c in (CLIENT_COLUMN, LEGACY_CLIENT_COLUMN) if c in dataset.column_names]
         has_column = bool(columns) and (self.use_client_column or path in self.origins)
         if has_column:
             client_ids = read_client_column(dataset, path, self.client_num)
         else:
-            client_ids = self.partition_rows(dataset, path)
+            client_ids = partition_rows(dataset, self.client_num, self.partition, self.seed, self.partitioner, path)
         if columns:
             dataset = dataset.remove_columns(columns)
         origin = self.origins.get(path, FileOrigin(path, list(range(len(dataset))), len(dataset)))
@@ -107,15 +120,6 @@ class RowTagger:
         dataset = dataset.add_column(SOURCE_COLUMN, [origin.path] * len(dataset))
         dataset = dataset.add_column(ROW_COLUMN, origin.rows)
         return dataset.add_column(CLIENT_COLUMN, client_ids)
-
-    def partition_rows(self, dataset: HfDataset, path: str) -> List[int]:
-        """Client of every row by ``partition``; :class:`UsageError` when the episodes cannot fill the clients."""
-        episodes = dataset['episode_id'] if 'episode_id' in dataset.column_names else [None] * len(dataset)
-        check_enough_episodes(count_episodes(episodes), self.client_num, path)
-        try:
-            return self.partitioner(dataset, self.client_num, self.partition, self.seed)
-        except ValueError as error:
-            raise UsageError(f'{path}: --partition {self.partition}: {error}') from error
 
     @contextlib.contextmanager
     def patched(self) -> Iterator['RowTagger']:
@@ -136,10 +140,13 @@ class RowTagger:
             loader.hf_load_dataset = original
 
 
-def original_row_episodes(path: str, use_client_column: bool = True) -> Optional[List[object]]:
-    """The ``episode_id`` of every row of a JSON-lines file (None where it has none), which with the row count is all
-    a partition reads; None when its rows carry a client column that ``use_client_column`` says to read. A line
-    that is not valid JSON counts as a row without an episode, so dropping it later moves no other row."""
+def original_row_clients(
+    path: str, client_num: int, partition: str, seed: int, partitioner: Partitioner, use_client_column: bool = True
+) -> Optional[List[int]]:
+    """The client of every row of a JSON-lines file as if ms-swift had loaded it whole, or None when its rows carry
+    a client column that ``use_client_column`` says to read. A line that is not valid JSON counts as a row without an
+    episode, so dropping it later moves no other row: the partition depends only on the row count and the
+    ``episode_id`` values."""
     episodes = []
     with open(path, encoding='utf-8') as f:
         for line in f:
@@ -152,7 +159,8 @@ def original_row_episodes(path: str, use_client_column: bool = True) -> Optional
             if use_client_column and isinstance(row, dict) and client_column_in(row):
                 return None
             episodes.append(row.get('episode_id') if isinstance(row, dict) else None)
-    return episodes
+    dataset = HfDataset.from_dict({'episode_id': episodes})
+    return partition_rows(dataset, client_num, partition, seed, partitioner, path)
 
 
 def write_checked_copy(report: CheckReport, checked_path: str, tagger: RowTagger) -> str:
@@ -163,9 +171,10 @@ def write_checked_copy(report: CheckReport, checked_path: str, tagger: RowTagger
     a row the check drops moves no other row to another client.
     """
     kept = write_kept_rows(report, checked_path)
-    episodes = original_row_episodes(report.path, tagger.use_client_column)
-    if episodes is not None:
-        clients = tagger.partition_rows(HfDataset.from_dict({'episode_id': episodes}), report.path)
+    clients = original_row_clients(
+        report.path, tagger.client_num, tagger.partition, tagger.seed, tagger.partitioner, tagger.use_client_column
+    )
+    if clients is not None:
         with open(checked_path, encoding='utf-8') as f:
             rows = [json.loads(line) for line in f if line.strip()]
         with open(checked_path, 'w', encoding='utf-8') as f:
