@@ -61,7 +61,6 @@ def console_logger() -> logging.Logger:
         handler.addFilter(OncePerMessage())
         logger.addHandler(handler)
         logger.setLevel(logging.INFO if is_local_master() else logging.WARNING)
-        logger.propagate = False
     return logger
 
 
@@ -81,17 +80,20 @@ def quiet_host_console() -> None:
 
 
 def attach_run_log(output_dir: str) -> Optional[str]:
-    """Append everything the ``swift``, ``transformers`` and ``swift_ext`` loggers log to ``<output_dir>/run.log``
-    (on the local master; other ranks log errors only); return its path, or None on other ranks."""
+    """Append everything the ``swift``, ``modelscope``, ``transformers`` and ``swift_ext`` loggers log to
+    ``<output_dir>/run.log`` from now on, instead of the previous run's ``run.log`` of this process (on the local
+    master; other ranks log errors only); return its path, or None on other ranks."""
     if not is_local_master():
         return None
     path = os.path.abspath(os.path.join(output_dir, RUN_LOG))
     os.makedirs(output_dir, exist_ok=True)
     for name in (*HOST_LOGGERS, CONSOLE_LOGGER):
         logger = logging.getLogger(name)
-        if any(isinstance(h, logging.FileHandler) and h.baseFilename == path for h in logger.handlers):
-            continue
+        for previous in [h for h in logger.handlers if getattr(h, 'swift_ext_run_log', False)]:
+            logger.removeHandler(previous)
+            previous.close()
         handler = logging.FileHandler(path, encoding='utf-8')
+        handler.swift_ext_run_log = True
         handler.setFormatter(logging.Formatter(RUN_LOG_FORMAT))
         logger.addHandler(handler)
     return path
