@@ -18,6 +18,10 @@ def test_round_line_names_left_out_clients_and_failed_rounds():
     assert console.round_line(round_row(1.23456), 30, ok, 0.5) == (
         'round 3/30: clients [4, 17], loss 1.2346, eval_loss 0.5000, 42.1 s'
     )
+    assert console.round_line(round_row(1.0), 30, ok, None, {'epsilon': 2.4567}) == (
+        'round 3/30: clients [4, 17], loss 1.0000, epsilon 2.46, 42.1 s'
+    )
+    assert console.round_line(round_row(1.0), 30, ok, None, {'epsilon': None}).endswith(', epsilon inf, 42.1 s')
     assert console.round_line(round_row(1.0), 30, {4: 'ok', 17: 'failed'}) == (
         'round 3/30: clients [4, 17] (17 failed), loss 1.0000, 42.1 s'
     )

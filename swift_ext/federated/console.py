@@ -138,9 +138,16 @@ def display_path(path: str) -> str:
     return path if relative.startswith('..') else relative
 
 
-def round_line(row: Dict[str, Any], rounds: int, statuses: Dict[int, str], eval_loss: Optional[float] = None) -> str:
+def round_line(
+    row: Dict[str, Any],
+    rounds: int,
+    statuses: Dict[int, str],
+    eval_loss: Optional[float] = None,
+    privacy: Optional[Dict[str, Any]] = None,
+) -> str:
     """``round 3/30: clients [4, 17], loss 1.2340, eval_loss 1.1002, 42.1 s`` from a ``fed_log.jsonl`` round row;
-    clients whose update was not aggregated are named with their status (``clients [4, 17] (17 failed)``)."""
+    clients whose update was not aggregated are named with their status (``clients [4, 17] (17 failed)``); with
+    client-level DP the epsilon spent so far (the round's ``privacy`` row; ``inf`` when it is unbounded)."""
     left_out = [f'{client} {status}' for client, status in statuses.items() if status != 'ok']
     parts = [f'clients {row["clients"]}' + (f' ({", ".join(left_out)})' if left_out else '')]
     if row['loss'] is None:
@@ -149,6 +156,8 @@ def round_line(row: Dict[str, Any], rounds: int, statuses: Dict[int, str], eval_
         parts.append(f'loss {row["loss"]:.4f}')
     if eval_loss is not None:
         parts.append(f'eval_loss {eval_loss:.4f}')
+    if privacy is not None:
+        parts.append('epsilon inf' if privacy['epsilon'] is None else f'epsilon {privacy["epsilon"]:.3g}')
     parts.append(f'{row["seconds"]:.1f} s')
     return f'round {row["round"]}/{rounds}: ' + ', '.join(parts)
 

@@ -179,7 +179,7 @@ class RoundLoop:
                 eval_loss, actions = self.global_model.evaluate(global_state)
                 self.run_log.log_eval(round_number, eval_loss, actions)
             statuses = {result.client: result.status for result in record.results}
-            console_logger().info(round_line(row, plan.rounds, statuses, eval_loss))
+            console_logger().info(round_line(row, plan.rounds, statuses, eval_loss, record.privacy))
             if saved_dir is not None:
                 console_logger().info(f'  saved {display_path(saved_dir)}')
         summary: Dict[str, Any] = {'global_models': saved, 'last_round': last_round, **totals}
