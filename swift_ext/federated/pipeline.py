@@ -19,7 +19,7 @@ from datasets import Dataset as HfDataset
 from swift.dataset import LazyLLMDataset
 from swift.pipelines import SwiftSft
 from swift.trainers import TrainerFactory
-from swift.utils import append_to_jsonl, get_logger, is_master, parse_args
+from swift.utils import get_logger, is_master, parse_args
 
 from data_tools.partition import assign_client_ids
 
@@ -32,8 +32,11 @@ from .checkpoint import CheckpointStore
 from .client_controls import ControlStore
 from .client_node import ClientData, ClientNode, LocalTraining
 from .client_trainer import make_client_trainer_cls
+from .data_requirements import require_kept_rows, warn_clients_without_rows
 from .dataset import ClientMembership, RowTagger, describe_row, dropped_rows, file_line_numbers, write_checked_copy
 from .global_model import GlobalEvaluation, SwiftGlobalModel
+from .jsonl_log import append_row, drop_incomplete_tail
+from .resume import resume_point
 from .round_loop import RoundLoop, RoundPlan
 from .run_log import FedRunLog
 from .state import get_trainable_state
@@ -89,6 +92,7 @@ class FedSwiftSft(SwiftSft):
             f'[swift_ext] rows per client: {sizes} (clients from: '
             f'{", ".join(sorted({f.client_source for f in tagger.files}))})'
         )
+        warn_clients_without_rows(sizes)
         if args.weighting == 'episodes' and 'episode_id' not in train.column_names:
             raise ValueError('--fed_weighting episodes (or --fed_alg avg-epi) needs an `episode_id` column in the data')
         if args.fed_eval_every and val is None:
@@ -113,9 +117,9 @@ class FedSwiftSft(SwiftSft):
                 report = check_conversations_file(path, template=self.template, max_length=self.template.max_length)
                 logger.info(f'[swift_ext] dataset check: {report.summary()}')
                 name = os.path.basename(path)
-                apply_strategy(
-                    report, args.dataset_check_strategy, os.path.join(args.output_dir, f'data_check_{name}.json')
-                )
+                report_path = os.path.join(args.output_dir, f'data_check_{name}.json')
+                apply_strategy(report, args.dataset_check_strategy, report_path)
+                require_kept_rows(report, args.dataset_check_strategy, report_path)
                 if report.bad:
                     path = write_checked_copy(report, os.path.join(args.output_dir, f'checked_{name}'), tagger)
             datasets.append(path + sep + sample)
@@ -214,6 +218,13 @@ class FedSwiftSft(SwiftSft):
 
     def run(self) -> Dict[str, Any]:
         args = self.args
+        rounds_done = resume_point(args.output_dir).rounds_done if args.resume else 0
+        if rounds_done >= args.round:
+            logger.info(
+                f'[swift_ext] --resume: {args.output_dir} is complete ({rounds_done} rounds done, --round '
+                f'{args.round}); nothing to train.'
+            )
+            return {'fed_alg': args.fed_alg, 'rounds': rounds_done, 'complete': True}
         data, val = self._prepare_client_data()
         args.save_args()
         full_dataset = self._encoded(data.train)
@@ -228,6 +239,8 @@ class FedSwiftSft(SwiftSft):
         args = self.args
         global_state, rounds_done = get_trainable_state(self.model), 0
         if args.resume:
+            if loop.run_log is not None:  # ms-swift's per-step log: its next row must not extend a cut-off line
+                drop_incomplete_tail(os.path.join(args.output_dir, 'logging.jsonl'))
             global_state, rounds_done = loop.resume(global_state)
         # Every trainer ends with a full gc.collect() (accelerate's free_memory). Freezing the long-lived set-up
         # objects (model, tokenizer, datasets) takes them out of those collections: ~0.35 s less per client here.
@@ -240,7 +253,7 @@ class FedSwiftSft(SwiftSft):
         summary = {'fed_alg': args.fed_alg, 'rounds': args.round, **totals}
         if loop.run_log is not None:
             summary['loss_plot'] = loop.run_log.close()
-            append_to_jsonl(os.path.join(args.output_dir, 'logging.jsonl'), summary)
+            append_row(os.path.join(args.output_dir, 'logging.jsonl'), summary)
         return summary
 
 
