@@ -19,11 +19,16 @@ def _unlimited(template: Any) -> Iterator[Any]:
         template.max_length = max_length
 
 
+def template_inputs(row: Row) -> Dict[str, Any]:
+    """A row that passed the structural rules, as ms-swift's ``template.encode`` takes it: messages and images."""
+    messages = [{'role': ROLE_ALIASES[turn['role']], 'content': turn['content']} for turn in turns(row)]
+    return {'messages': messages, 'images': image_paths(row)}
+
+
 def encoded_length(template: Any, row: Row) -> int:
     """Tokens of ``row`` as ms-swift trains it (image tokens included), with ``template`` in train mode."""
-    messages = [{'role': ROLE_ALIASES[turn['role']], 'content': turn['content']} for turn in turns(row)]
     with _unlimited(template):
-        return len(template.encode({'messages': messages, 'images': image_paths(row)})['input_ids'])
+        return len(template.encode(template_inputs(row))['input_ids'])
 
 
 def length_problem(template: Any, row: Row, max_length: int) -> Optional[Dict[str, str]]:

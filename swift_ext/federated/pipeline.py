@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import fields
 from functools import partial
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from datasets import Dataset as HfDataset
 from swift.dataset import LazyLLMDataset
@@ -28,6 +28,8 @@ from ..data_check import apply_strategy, check_conversations_file
 from ..legacy_args import translate_legacy_argv, unknown_argument_hint, unknown_flags
 from ..strategies import ServerConfig, build_strategy
 from ..template import register_checked_templates
+from ..template.pixel_settings import current_pixel_settings, read_pixel_settings, record_pixel_settings
+from ..template.pixel_settings import describe as describe_pixels
 from .checkpoint import CheckpointStore
 from .client_controls import ControlStore
 from .client_node import ClientData, ClientNode, LocalTraining
@@ -41,6 +43,9 @@ from .round_loop import RoundLoop, RoundPlan
 from .run_log import FedRunLog
 from .state import get_trainable_state
 from .transport import ClientTransport, InProcessTransport
+
+if TYPE_CHECKING:
+    from ..privacy import ClientLevelDp
 
 logger = get_logger()
 
@@ -214,7 +219,34 @@ class FedSwiftSft(SwiftSft):
             evaluation,
         )
         run_log = FedRunLog(args.output_dir, args.logging_dir) if is_master() else None
-        return RoundLoop(plan, strategy, transport, global_model, CheckpointStore(args.output_dir), run_log)
+        store = CheckpointStore(args.output_dir)
+        return RoundLoop(plan, strategy, transport, global_model, store, run_log, privacy=self._client_level_dp())
+
+    def _client_level_dp(self) -> Optional['ClientLevelDp']:
+        """Client-level DP from ``--dp_*`` (validated by the arguments), or None without ``--dp_clip_norm``."""
+        args = self.args
+        if args.dp_clip_norm is None:
+            return None
+        from ..privacy import CENTRAL, ClientLevelDp, DpConfig  # dp-accounting: only for runs with DP
+
+        adaptive = {'target_quantile': args.dp_target_quantile, 'clip_lr': args.dp_clip_lr}
+        return ClientLevelDp(
+            DpConfig(
+                mode=args.dp_mode or CENTRAL,
+                clip_norm=args.dp_clip_norm,
+                delta=args.dp_delta,
+                client_num=args.client_num,
+                clients_per_round=min(args.client_sample, args.client_num),
+                rounds=args.round,
+                seed=args.seed,
+                noise_multiplier=args.dp_noise_multiplier,
+                target_epsilon=args.dp_target_epsilon,
+                adaptive_clip=args.dp_adaptive_clip,
+                clipped_count_stddev=args.dp_clipped_count_stddev,
+                secure_rng=args.dp_secure_rng,
+                **{name: value for name, value in adaptive.items() if value is not None},
+            )
+        )
 
     def run(self) -> Dict[str, Any]:
         args = self.args
@@ -225,14 +257,28 @@ class FedSwiftSft(SwiftSft):
                 f'{args.round}); nothing to train.'
             )
             return {'fed_alg': args.fed_alg, 'rounds': rounds_done, 'complete': True}
+        self._check_pixel_settings()
         data, val = self._prepare_client_data()
         args.save_args()
+        if is_master():
+            record_pixel_settings(args.output_dir)
         full_dataset = self._encoded(data.train)
         self._show_dataset(full_dataset, None)
         self.model = self.prepare_model(args, self.model, template=self.template, train_dataset=full_dataset)
         node = self.build_client_node(data, os.path.join(args.output_dir, CLIENT_STATE_DIR))
         loop = self.build_round_loop(InProcessTransport(node), val)
         return self.run_rounds(loop)
+
+    def _check_pixel_settings(self) -> None:
+        """A resumed run must resize images as it did before (``pixel_settings.json`` of the run)."""
+        if not self.args.resume:
+            return
+        recorded = read_pixel_settings(self.args.output_dir)
+        if recorded is not None and recorded != current_pixel_settings():
+            raise ValueError(
+                f'--resume: {self.args.output_dir} was trained with {describe_pixels(recorded)}, this process has '
+                f'{describe_pixels(current_pixel_settings())}; set the same environment variables to continue it.'
+            )
 
     def run_rounds(self, loop: RoundLoop) -> Dict[str, Any]:
         """Resume when asked, run the rounds, append the run summary to ms-swift's ``logging.jsonl``."""

@@ -1,5 +1,6 @@
-"""The run's record: ``fed_log.jsonl`` (one row per client per round, one per round, one per evaluation),
-TensorBoard scalars per round, and a PNG of training/eval loss per round drawn from ``fed_log.jsonl``.
+"""The run's record: ``fed_log.jsonl`` (one row per client per round, one per round, one per evaluation, one
+``privacy`` row per round under client-level DP), TensorBoard scalars per round, and a PNG of training/eval loss per
+round drawn from ``fed_log.jsonl``.
 
 ``fed_log.jsonl`` is the authority: a resumed run first drops rows of rounds after its checkpoint (and a partial
 last line, see :mod:`.jsonl_log`), and the plot is drawn from the file, so a killed-and-resumed run has one
@@ -109,6 +110,16 @@ class FedRunLog:
             if isinstance(value, (int, float)) and value is not None:
                 self._writer.add_scalar(f'fed/eval_{name}', value, round_number)
         self._writer.flush()
+
+    def log_privacy(self, row: Dict[str, Any]) -> None:
+        """A ``privacy`` row (epsilon spent after the round, clip norm) or the ``privacy_stop`` row of a run stopped
+        by its budget; epsilon also to TensorBoard (``fed/dp_epsilon``; null, and no scalar, when infinite)."""
+        self.write(row)
+        if row['type'] == 'privacy':
+            for key in ('epsilon', 'clip_norm', 'noisy_unclipped_fraction'):
+                if row[key] is not None:
+                    self._writer.add_scalar(f'fed/dp_{key}', row[key], row['round'])
+            self._writer.flush()
 
     def close(self) -> Optional[str]:
         """Flush TensorBoard and draw ``images/fed_loss.png``; return its path."""
