@@ -149,6 +149,15 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(tmp_path):
         find_resumable_run(os.path.join(output_dir, 'v2-20260103-000000'), None)
 
 
+def test_a_run_killed_while_ms_swift_wrote_args_json_starts_round_one(tmp_path, swift_log):
+    killed = make_run(str(tmp_path), 'v0-20260101-000000')
+    with open(os.path.join(killed, 'args.json'), 'w', encoding='utf-8') as f:
+        f.write('{\n  "model": "/models/Qwen2-VL-2B-Instruct",\n  "fed_al')  # ms-swift writes it in place
+    assert find_resumable_run('true', str(tmp_path)) == killed
+    assert check_resumable(killed, IDENTITY).rounds_done == 0
+    assert f'{killed}/args.json is incomplete' in swift_log.text and 'starts round 1' in swift_log.text
+
+
 @pytest.mark.parametrize('with_checkpoint', [True, False])
 def test_a_refused_resume_names_the_recorded_arguments(tmp_path, with_checkpoint):
     run_dir = make_run(str(tmp_path), 'v0-x', IDENTITY, checkpoint_meta=IDENTITY if with_checkpoint else None)

@@ -4,7 +4,8 @@ A run directory can be resumed when it has a complete round checkpoint (``fed_ch
 its first checkpoint, the ``args.json`` of a federated run (ms-swift writes it once the data is ready, before the
 first round). The run's identity (``RUN_IDENTITY``: fed_alg, client_num, seed) is read from the checkpoint's
 ``meta.json`` or, without a checkpoint, from ``args.json``, and must equal the resuming command's; a refused resume
-leaves the directory as it was.
+leaves the directory as it was. An ``args.json`` that is not valid JSON was cut short by a kill while ms-swift wrote it
+(it writes the file in place), before any round: such a run starts round 1 with the resuming command's arguments.
 """
 
 import glob
@@ -13,18 +14,23 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
+from swift.utils import get_logger
+
 from .checkpoint import CHECKPOINT_DIR, CheckpointStore, check_identity
+
+logger = get_logger()
 
 ARGS_FILE = 'args.json'
 
 
 @dataclass(frozen=True)
 class ResumePoint:
-    """Where a run stands: complete rounds, and its recorded arguments (``source``: the file they were read from)."""
+    """Where a run stands: complete rounds, and its recorded arguments (``source``: the file they were read from;
+    ``recorded`` is None when ``args.json`` was cut short before the first round)."""
 
     run_dir: str
     rounds_done: int
-    recorded: Dict[str, Any]
+    recorded: Optional[Dict[str, Any]]
     source: str
 
 
@@ -40,11 +46,8 @@ def resume_point(run_dir: str) -> Optional[ResumePoint]:
     with open(args_path, encoding='utf-8') as f:
         try:
             recorded = json.load(f)
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f'--resume: {args_path} is not valid JSON ({error}); the run has no round checkpoint to resume from '
-                'either: start it again without --resume.'
-            ) from error
+        except json.JSONDecodeError:
+            return ResumePoint(run_dir, 0, None, args_path)
     return ResumePoint(run_dir, 0, recorded, args_path) if 'fed_alg' in recorded else None
 
 
@@ -74,5 +77,11 @@ def check_resumable(run_dir: str, identity: Dict[str, Any]) -> ResumePoint:
     point = resume_point(run_dir)
     if point is None:
         raise ValueError(f'--resume: {run_dir} holds no federated run.')
-    check_identity(point.recorded, identity, point.source)
+    if point.recorded is None:
+        logger.warning(
+            f'[swift_ext] --resume: {point.source} is incomplete (the run was stopped while it was written, before '
+            'round 1); the run starts round 1 with the arguments given now.'
+        )
+    else:
+        check_identity(point.recorded, identity, point.source)
     return point
