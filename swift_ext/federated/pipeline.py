@@ -12,7 +12,7 @@ import gc
 import os
 import sys
 from dataclasses import fields
-from functools import partial
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from datasets import Dataset as HfDataset
@@ -39,7 +39,7 @@ from .dataset import ClientMembership, RowTagger, describe_row, dropped_rows, fi
 from .global_model import GlobalEvaluation, SwiftGlobalModel
 from .jsonl_log import append_row, drop_incomplete_tail
 from .resume import resume_point
-from .round_loop import RoundLoop, RoundPlan
+from .round_loop import RoundLoop, RoundPlan, check_privacy_resumable
 from .run_log import FedRunLog
 from .state import get_trainable_state
 from .transport import ClientTransport, InProcessTransport
@@ -220,9 +220,10 @@ class FedSwiftSft(SwiftSft):
         )
         run_log = FedRunLog(args.output_dir, args.logging_dir) if is_master() else None
         store = CheckpointStore(args.output_dir)
-        return RoundLoop(plan, strategy, transport, global_model, store, run_log, privacy=self._client_level_dp())
+        return RoundLoop(plan, strategy, transport, global_model, store, run_log, privacy=self.privacy)
 
-    def _client_level_dp(self) -> Optional['ClientLevelDp']:
+    @cached_property
+    def privacy(self) -> Optional['ClientLevelDp']:
         """Client-level DP from ``--dp_*`` (validated by the arguments), or None without ``--dp_clip_norm``."""
         args = self.args
         if args.dp_clip_norm is None:
@@ -258,6 +259,7 @@ class FedSwiftSft(SwiftSft):
             )
             return {'fed_alg': args.fed_alg, 'rounds': rounds_done, 'complete': True}
         self._check_pixel_settings()
+        self._check_privacy_resumable()
         data, val = self._prepare_client_data()
         args.save_args()
         if is_master():
@@ -268,6 +270,13 @@ class FedSwiftSft(SwiftSft):
         node = self.build_client_node(data, os.path.join(args.output_dir, CLIENT_STATE_DIR))
         loop = self.build_round_loop(InProcessTransport(node), val)
         return self.run_rounds(loop)
+
+    def _check_privacy_resumable(self) -> None:
+        """A resume with DP on, off or set differently than its checkpoint is refused before anything is written."""
+        store = CheckpointStore(self.args.output_dir)
+        meta = store.latest_meta() if self.args.resume else None
+        if meta is not None:
+            check_privacy_resumable(self.privacy, meta, store.latest_path())
 
     def _check_pixel_settings(self) -> None:
         """A resumed run must resize images as it did before (``pixel_settings.json`` of the run)."""

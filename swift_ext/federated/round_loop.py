@@ -130,12 +130,9 @@ class RoundLoop:
             check_identity(checkpoint.meta, self.plan.identity, checkpoint.path)
             check_compatible(fresh_state, checkpoint.global_state, f'checkpoint {checkpoint.path}')
             self.strategy.load_state_dict(checkpoint.strategy_state)
+            check_privacy_resumable(self.privacy, checkpoint.meta, checkpoint.path)
             if self.privacy is not None:
-                self.privacy.load_state_dict(checkpoint.meta.get('privacy'), checkpoint.path)
-            elif checkpoint.meta.get('privacy') is not None:
-                raise ValueError(
-                    f'--resume: {checkpoint.path} was written with client-level DP; pass the same --dp_* arguments.'
-                )
+                self.privacy.load_state_dict(checkpoint.meta['privacy'], checkpoint.path)
             self.control_rounds = {int(k): r for k, r in checkpoint.meta.get('control_rounds', {}).items()}
             global_state, rounds_done = checkpoint.global_state, checkpoint.round_number
             logger.info(f'[swift_ext] resuming after round {rounds_done} from {checkpoint.path}')
@@ -274,6 +271,15 @@ class RoundLoop:
         if self.plan.save_client_updates and self.writes:
             save_client_update(self.plan.output_dir, round_number, update)
         return result
+
+
+def check_privacy_resumable(privacy: Optional['ClientLevelDp'], meta: Dict[str, Any], where: str) -> None:
+    """Raise ``ValueError`` when the checkpoint ``where`` (its ``meta``) and this run disagree on client-level DP:
+    on or off, or its settings."""
+    if privacy is not None:
+        privacy.check_resumable(meta.get('privacy'), where)
+    elif meta.get('privacy') is not None:
+        raise ValueError(f'--resume: {where} was written with client-level DP; pass the same --dp_* arguments.')
 
 
 def update_problems(global_state: State, update: ClientUpdate, clip_bit: bool = False) -> List[str]:
