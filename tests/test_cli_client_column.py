@@ -55,6 +55,13 @@ def test_reading_a_column_with_fewer_clients_than_client_num_is_an_error(tmp_pat
         membership(write_rows(tmp_path / 'few.jsonl', few), use_client_column=True)
 
 
+def test_ignoring_the_column_needs_enough_episodes_for_the_clients(tmp_path):
+    tagger = RowTagger(13, 'iid', 42, assign_client_ids, use_client_column=False)  # 12 episodes in the file
+    with pytest.raises(UsageError, match='in 12 episodes .* fewer than --client_num 13'):
+        with tagger.patched():
+            load_dataset([write_rows(tmp_path / 'with.jsonl', rows())], remove_unused_columns=False)
+
+
 def test_the_checked_copy_keeps_the_fresh_partition_when_the_column_is_ignored(tmp_path):
     from swift_ext.data_check import check_conversations_file
 

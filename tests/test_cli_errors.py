@@ -65,7 +65,6 @@ def test_light_checks_fail_in_one_line_before_torch(argv, fragments):
     [
         (10, [], ['names 4 clients (0..3) but --client_num is 10', 'Pass --client_num 4, or --client_column none']),
         (3, [], [':4 (client_id=3)', ':8 (client_id=3)', 'pass --client_num 4']),
-        (9, ['--client_column', 'none'], ['has 8 episodes', '--client_num 9', 'pass --client_num 8 or fewer']),
     ],
 )
 def test_client_num_must_fit_the_data(clients_file, client_num, extra, fragments):

@@ -240,15 +240,15 @@ def test_too_little_disk_is_blocking(tiny_model_dir, sample_jsonl, tmp_path, run
     assert 'of 1000 B in --disk_budget' in disk['message'] and '--output_dir' in disk['fix']
 
 
-def test_one_step_scaffold_plan_is_blocking(tiny_model_dir, sample_jsonl, tmp_path, run_doctor):
+def test_one_step_scaffold_plan_is_a_warning(tiny_model_dir, sample_jsonl, tmp_path, run_doctor):
     argv = doctor_argv(
         tiny_model_dir, sample_jsonl, str(tmp_path / 'out'), fed_alg='scaffold', max_steps=1, warmup_ratio=0.03
     )
     status, findings, _ = run_doctor(argv)
-    assert status == 2
+    assert status == 1  # the run completes: a turn that did not move keeps its c_i (swift_ext.federated.client_node)
     rate = one(findings, 'Federated plan', 'learning rate')
-    assert rate['status'] == BLOCKING and rate['details']['first_step_lr'] == {'1': 0.0}
-    assert 'learning rate 0' in rate['message'] and 'SCAFFOLD' in rate['message']
+    assert rate['status'] == WARNING and rate['details']['first_step_lr'] == {'1': 0.0}
+    assert 'learning rate 0' in rate['message'] and 'keep their c_i' in rate['message']
     assert '--warmup_ratio 0' in rate['fix']
     sent = one(findings, 'Federated plan', 'wire')['details']['sent_per_client']
     trainable = sum(expected_lora_parameters(tiny_model_dir, LORA_RANK).values())
@@ -304,8 +304,9 @@ def test_bytes_per_element_are_the_strategies_own():
 
 
 @pytest.mark.parametrize('fed_alg', ['fedavgm', 'fedadam', 'scaffold'])
-def test_checkpoint_estimate_matches_what_the_checkpoint_store_writes(fed_alg, tmp_path):
+def test_disk_estimate_matches_what_the_checkpoint_and_control_stores_write(fed_alg, tmp_path):
     from swift_ext.federated.checkpoint import CheckpointStore
+    from swift_ext.federated.client_controls import ControlStore
     from swift_ext.strategies import ServerConfig, WeightedMean, build_strategy
     from swift_ext.strategies.scaffold import client_control_update
 
@@ -315,22 +316,28 @@ def test_checkpoint_estimate_matches_what_the_checkpoint_store_writes(fed_alg, t
     mean = WeightedMean()
     mean.add({name: t + 1 for name, t in state.items()}, weight=1.0)
     strategy.aggregate(state, mean)
-    controls = {}
-    if fed_alg == 'scaffold':
+    path = CheckpointStore(str(tmp_path / 'run')).save(1, state, strategy.state_dict(), {'fed_alg': fed_alg})
+    controls = ControlStore(str(tmp_path / 'client_state'))
+    if fed_alg == 'scaffold':  # every client trained twice: the counted c_i and a newer one
         zero = {name: torch.zeros_like(t) for name, t in state.items()}
-        controls = {k: client_control_update(zero, zero, state, mean.mean(), lr_sum=1.0) for k in range(client_num)}
-    path = CheckpointStore(str(tmp_path)).save(1, state, strategy.state_dict(), {'fed_alg': fed_alg}, controls)
+        for client in range(client_num):
+            for round_number in (1, 2):
+                controls.save(client, round_number, client_control_update(zero, zero, state, mean.mean(), 1.0))
 
-    written = sum(
-        os.path.getsize(os.path.join(directory, name))
-        for directory, _, names in os.walk(path)
-        for name in names
-        if name != 'rng.safetensors' and name.endswith('.safetensors')
-    )
+    def safetensors_bytes(root):
+        return sum(
+            os.path.getsize(os.path.join(directory, name))
+            for directory, _, names in os.walk(root)
+            for name in names
+            if name != 'rng.safetensors' and name.endswith('.safetensors')
+        )
+
     numel = sum(t.numel() for t in state.values())
-    estimate = measure_footprint(fed_alg, client_num, numel, adapter_bytes=0).checkpoint(client_num)
-    files = 2 + len(controls)
-    assert 0 <= written - estimate <= files * 512  # each safetensors file adds a JSON header of its tensor names
+    footprint = measure_footprint(fed_alg, client_num, numel, adapter_bytes=0)
+    written, controls_written = safetensors_bytes(path), safetensors_bytes(controls.root)
+    assert 0 <= written - footprint.checkpoint() <= 2 * 512  # each safetensors file adds a JSON header
+    files = 2 * client_num if fed_alg == 'scaffold' else 0
+    assert 0 <= controls_written - footprint.client_state(client_num) <= files * 512
 
 
 def test_free_space_is_measured_on_the_nearest_existing_directory(tmp_path):

@@ -51,6 +51,12 @@ def reference_epsilon(rounds):
     return float(accountant.compose(event, rounds).get_epsilon(DELTA))
 
 
+def run_files(run):
+    """Every file of a run directory with its bytes."""
+    paths = (os.path.join(root, name) for root, _, names in os.walk(run) for name in names)
+    return {os.path.relpath(path, run): open(path, 'rb').read() for path in paths}
+
+
 def adaptive_dp_argv(target_epsilon):
     return [
         '--dp_clip_norm', '0.002', '--dp_noise_multiplier', str(NOISE), '--dp_delta', str(DELTA),
@@ -129,6 +135,11 @@ def test_resume_restores_the_accountant_and_the_clip_norm(budget_run, tiny_model
     resumed = str(tmp_path / os.path.basename(budget_run))
     shutil.copytree(budget_run, resumed)
     larger = reference_epsilon(3) * 1.01
+    before = run_files(resumed)
+    other_noise = [*adaptive_dp_argv(larger), '--dp_noise_multiplier', '4.0']
+    with pytest.raises(ValueError, match='was written with DP settings'):
+        federated_run(tiny_model_dir, sample_jsonl, tmp_path, 3, *other_noise, '--resume', resumed)
+    assert run_files(resumed) == before, 'a refused resume wrote into the run directory'
     federated_run(tiny_model_dir, sample_jsonl, tmp_path, 3, *adaptive_dp_argv(larger), '--resume', resumed)
     privacy = rows(resumed, 'privacy')
     assert [row['round'] for row in privacy] == [1, 2, 3] and not rows(resumed, 'privacy_stop')

@@ -1,9 +1,10 @@
 """Make ``swift sft --fed_alg ...`` federated, translate FedMABench's 2.x names for plain ``swift sft``, and leave
 every other ``swift sft`` untouched.
 
-``swift sft`` starts ``python .../swift/cli/sft.py ARGS`` (directly, or once per rank under torchrun). The
-``swift_ext.pth`` file that the package installs calls :func:`redirect_federated_swift_sft` at interpreter start-up.
-In ms-swift's ``sft.py`` process:
+``swift sft`` is two processes: the ``swift`` wrapper (ms-swift's CLI router) starts
+``python .../swift/cli/sft.py ARGS`` (directly, or once per rank under torchrun) and waits for it. The
+``swift_ext.pth`` file that the package installs calls :func:`redirect_federated_swift_sft` at interpreter start-up
+of every process. In the training process (ms-swift's ``sft.py``):
 
 - ARGS contain a federated flag (``--fed_alg``, ``--round``, ...): the process re-executes itself as
   ``python -m swift_ext.cli.sft ARGS`` with the same environment;
@@ -13,9 +14,10 @@ In ms-swift's ``sft.py`` process:
   stock ms-swift 4.x;
 - otherwise nothing happens: ``swift sft`` is stock ms-swift.
 
-In the ``swift`` launcher itself, before it imports torch, a federated ``--help`` is answered and the checks of
+In the ``swift`` wrapper, before it imports torch, a federated ``--help`` is answered and the checks of
 :mod:`swift_ext.cli.preflight` (and the near-miss check) run, so a bad command line fails in a fraction of a
-second. Off switch: ``SWIFT_EXT_HOOK=0``.
+second; a federated wrapper (flags on the command line or in its yaml/json config) passes SIGTERM/SIGINT on to the
+training process and exits with its status (:mod:`swift_ext.cli.signals`). Off switch: ``SWIFT_EXT_HOOK=0``.
 
 Every Python process of the environment runs this at start-up, so it imports only ``os`` and ``sys`` until it knows
 the process is ``swift sft``; then the standard library, the federated field list and the 2.x name table.
@@ -25,6 +27,8 @@ import os
 import sys
 
 SWIFT_SFT_SCRIPT = os.path.join('swift', 'cli', 'sft.py')
+SWIFT_WRAPPERS = ('swift', os.path.join('swift', 'cli', 'main.py'))  # the console script, python -m swift.cli.main
+CONFIG_SUFFIXES = ('.json', '.yaml', '.yml')
 
 
 def _exit(status: int) -> None:
@@ -66,16 +70,53 @@ def _check_in_launcher(argv: list) -> None:
         _usage_error(str(error))
 
 
+def config_flags(path: str) -> list:
+    """The keys of a yaml/json config file as flags (``--key``), as ms-swift's router expands them."""
+    with open(path, encoding='utf-8') as f:
+        if path.endswith('.json'):
+            import json
+
+            config = json.load(f)
+        else:
+            import yaml  # a dependency of ms-swift, imported only for a yaml config
+
+            config = yaml.safe_load(f)
+    return [f'--{key}' for key in config] if isinstance(config, dict) else []
+
+
+def is_federated_swift_sft_wrapper(argv: list) -> bool:
+    """True for the ``swift`` router process of ``swift sft`` with federated flags (on the command line or in the
+    config file it is given)."""
+    script = os.path.abspath(argv[0])
+    if not script.endswith(tuple(os.sep + wrapper for wrapper in SWIFT_WRAPPERS)) or argv[1:2] != ['sft']:
+        return False
+    options = list(argv[2:])
+    if options and options[0].endswith(CONFIG_SUFFIXES):
+        try:
+            options[:1] = config_flags(options[0])
+        except Exception:  # noqa: BLE001 -- start-up must go on: ms-swift's router reports an unreadable config
+            return False
+    from swift_ext.cli.flags import is_federated_argv
+
+    return is_federated_argv(options)
+
+
 def redirect_federated_swift_sft() -> None:
-    """Route ms-swift's ``sft.py`` process (see the module docstring); otherwise return."""
+    """Route ms-swift's ``sft.py`` process and the ``swift`` wrapper (see the module docstring); otherwise return."""
     if os.environ.get('SWIFT_EXT_HOOK', '1') == '0' or not sys.argv or not sys.argv[0]:
         return
     _check_in_launcher(sys.argv)
-    if not os.path.abspath(sys.argv[0]).endswith(os.sep + SWIFT_SFT_SCRIPT):
-        return
+    if os.path.abspath(sys.argv[0]).endswith(os.sep + SWIFT_SFT_SCRIPT):
+        _route_training_process(sys.argv[1:])
+    elif is_federated_swift_sft_wrapper(sys.argv):
+        from swift_ext.cli.signals import forward_stop_signals
+
+        forward_stop_signals()
+
+
+def _route_training_process(argv: list) -> None:
     from swift_ext.cli.flags import federated_near_misses, is_federated_argv, near_miss_message
 
-    argv = sys.argv[1:]
     if is_federated_argv(argv):
         sys.stdout.flush()
         os.execv(sys.executable, [sys.executable, '-m', 'swift_ext.cli.sft', *argv])

@@ -3,6 +3,8 @@
 Everything else is ms-swift's: yaml/json config files (``swift-fed sft config.yaml``), NPROC_PER_NODE/NNODES torchrun
 launching, and every other sub-command (``swift-fed infer ...`` is ``swift infer ...``). ``swift-fed sft --help``
 prints the federated help, and the light argument checks run, before ms-swift (and with it torch) is imported.
+SIGTERM/SIGINT sent to this process are passed on to the process it starts, and it exits with that process's status
+(see signals.py).
 """
 
 import sys
@@ -41,6 +43,10 @@ def main() -> None:
     if argv[0] == 'sft' and argv[1:2] and argv[1].startswith('--'):  # a config file is checked by the worker
         _check_before_launch(argv[1:])
     from swift.cli.main import ROUTE_MAPPING, cli_main
+
+    from .signals import forward_stop_signals
+
+    forward_stop_signals()
 
     cli_main({**ROUTE_MAPPING, 'sft': FEDERATED_SFT_MODULE})
 

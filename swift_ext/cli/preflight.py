@@ -5,28 +5,24 @@ in well under a second where building the arguments takes half a minute.
 2. no flag reads like a misspelt federated flag (``--client_nun``);
 3. the federated values parse with their field types and choices, and pass ``FederatedArguments``' own checks
    (``--client_sample 0``, ``--fed_alg fedsgd``, ...);
-4. every local JSON-lines ``--dataset`` file fits ``--client_num``: valid client ids, no client past the column's
-   last, enough episodes to deal (``swift_ext.federated.client_column``).
+4. the client column of every local JSON-lines ``--dataset`` file fits ``--client_num``
+   (``swift_ext.federated.client_column``; not with ``--client_column none``).
 
-Unknown ms-swift flags and ms-swift's own checks come later, when ms-swift's argument classes are loaded. Every
-failure is a :class:`~swift_ext.arguments.errors.UsageError`.
+Unknown ms-swift flags and ms-swift's own checks come later, when ms-swift's argument classes are loaded, and
+whether a file without a client column has enough episodes for the clients when it loads. Every failure is a
+:class:`~swift_ext.arguments.errors.UsageError`.
 """
 
 import argparse
 import os
 import typing
 from dataclasses import fields
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence
 
 from data_tools.jsonl import iter_jsonl
 from swift_ext.arguments.errors import UsageError, argparse_errors_raised
 from swift_ext.arguments.federated import FederatedArguments
-from swift_ext.federated.client_column import (
-    check_client_ids,
-    check_enough_episodes,
-    client_column_in,
-    count_episodes,
-)
+from swift_ext.federated.client_column import check_client_ids, client_column_in
 from swift_ext.legacy_args import split_options, translate_legacy_argv
 
 from .flags import federated_near_misses, near_miss_message
@@ -83,29 +79,14 @@ def local_jsonl_files(argv: Sequence[str]) -> List[str]:
     return [path for path in paths if path.endswith('.jsonl') and os.path.isfile(path)]
 
 
-def _scan(path: str) -> Tuple[List[Tuple[int, Dict]], List[int]]:
-    """(line number, row) of every JSON object row, and the line numbers of the other lines (the dataset check
-    reports those)."""
-    rows, others = [], []
-    for line_no, record in iter_jsonl(path):
-        if isinstance(record, str):
-            others.append(line_no)
-        else:
-            rows.append((line_no, record))
-    return rows, others
-
-
-def check_data_fits_clients(path: str, federated: FederatedArguments) -> None:
-    """Rule 4 of the module docstring for one file."""
-    rows, others = _scan(path)
+def check_client_column(path: str, client_num: int) -> None:
+    """Rule 4 of the module docstring for one file (its JSON object rows; the dataset check reports the others)."""
+    rows = [(line_no, record) for line_no, record in iter_jsonl(path) if isinstance(record, dict)]
     column = next((c for c in (client_column_in(row) for _, row in rows) if c), None)
-    if column is not None and federated.client_column != 'none':
+    if column is not None:
         line_of = [line_no for line_no, _ in rows]
         values = [row.get(column) for _, row in rows]
-        check_client_ids(values, column, federated.client_num, path, lambda row: f'{path}:{line_of[row]}')
-    else:
-        episodes = [row.get('episode_id') for _, row in rows] + [None] * len(others)
-        check_enough_episodes(count_episodes(episodes), federated.client_num, path)
+        check_client_ids(values, column, client_num, path, lambda row: f'{path}:{line_of[row]}')
 
 
 def preflight(argv: Sequence[str], log_translations: bool = True) -> List[str]:
@@ -119,6 +100,7 @@ def preflight(argv: Sequence[str], log_translations: bool = True) -> List[str]:
     if misses:
         raise UsageError(near_miss_message(misses))
     federated = parse_federated(translated)
-    for path in local_jsonl_files(translated):
-        check_data_fits_clients(path, federated)
+    if federated.client_column != 'none':
+        for path in local_jsonl_files(translated):
+            check_client_column(path, federated.client_num)
     return translated

@@ -2,7 +2,8 @@
 
 ``--help`` prints the federated help; the light checks of :mod:`swift_ext.cli.preflight` run before torch and
 ms-swift are imported; then the pipeline runs with a quiet console (:mod:`swift_ext.federated.console`). An
-argument error, early or late, is one ``error:`` line and exit status 2.
+argument error, early or late, is one ``error:`` line and exit status 2. SIGTERM/SIGINT stop the run (exit status
+128 + signal number) and ``--resume true`` continues it (see signals.py).
 """
 
 import sys
@@ -49,4 +50,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from swift_ext.cli.signals import run_stoppable
+
+    run_stoppable(lambda: sys.exit(main()))

@@ -5,12 +5,12 @@ Bytes per trainable element are measured on the real code, not assumed: the stat
 one aggregation of the real strategy leaves on a one-element state (FedAvgM's momentum and FedOpt's m and v are
 float64, SCAFFOLD's c float32); SCAFFOLD's c_i and Delta c_i are what ``client_control_update`` returns.
 
-Disk, following ``federated.checkpoint.CheckpointStore``: a checkpoint holds the global state, the strategy state and
-every client's c_i; while round r is written, round r-1's checkpoint is still there and the round's clients get new
-c_i files (the others are hard-linked), so the peak is 2 x (state + strategy) + (client_num + clients per round) x
-c_i. To that add one ``global_lora_{r}`` per save (the trainable parameters in their dtype) and, with
-``--save_client_updates``, every sampled client's state every round. Sizes are tensor bytes; each safetensors file
-adds a small JSON header.
+Disk, following ``federated.checkpoint.CheckpointStore`` and ``federated.client_controls.ControlStore``: a checkpoint
+holds the global state and the strategy state, and while round r is written round r-1's checkpoint is still there;
+SCAFFOLD's c_i stay with the clients, at most two versions each (the one the server counts and one newer). The peak
+is 2 x (state + strategy) + 2 x client_num x c_i. To that add one ``global_lora_{r}`` per save (the trainable
+parameters in their dtype) and, with ``--save_client_updates``, every sampled client's state every round. Sizes are
+tensor bytes; each safetensors file adds a small JSON header.
 """
 
 from dataclasses import dataclass
@@ -37,13 +37,17 @@ class Footprint:
         """(sent to, received from) one sampled client in one round: the state, plus SCAFFOLD's c / Delta c_i."""
         return self.state + self.control, self.state + self.control
 
-    def checkpoint(self, client_num: int) -> int:
-        """One round checkpoint once every client has trained (each then has its c_i on disk)."""
-        return self.state + self.strategy + client_num * self.control
+    def checkpoint(self) -> int:
+        """One round checkpoint: the global state and the strategy state."""
+        return self.state + self.strategy
 
-    def peak_checkpoints(self, client_num: int, clients_per_round: int) -> int:
-        """While a round is written: the previous checkpoint, the new state and strategy, the round's new c_i."""
-        return self.checkpoint(client_num) + self.state + self.strategy + clients_per_round * self.control
+    def client_state(self, client_num: int) -> int:
+        """SCAFFOLD's c_i kept by the clients once every client has trained: at most two versions each."""
+        return 2 * client_num * self.control
+
+    def peak(self, client_num: int) -> int:
+        """While a round is written: the previous and the new checkpoint, and the clients' c_i."""
+        return 2 * self.checkpoint() + self.client_state(client_num)
 
 
 def per_element_bytes(fed_alg: str, client_num: int) -> Tuple[int, int, int]:

@@ -17,7 +17,13 @@ from datasets import Dataset as HfDataset
 from data_tools.partition import assign_client_ids
 
 from ..data_check import CheckReport
-from ..federated.dataset import CLIENT_COLUMN, LEGACY_CLIENT_COLUMN, original_row_clients, read_client_column
+from ..federated.dataset import (
+    CLIENT_COLUMN,
+    LEGACY_CLIENT_COLUMN,
+    FileOrigin,
+    original_row_clients,
+    read_client_column,
+)
 from ..federated.sampling import CENTRAL_CLIENT, clients_for_round
 from .footprint import Footprint, measure_footprint
 from .lora import TrainableScope
@@ -49,9 +55,8 @@ def file_clients(report: CheckReport, args: Any) -> Tuple[List[int], str]:
         return [partition[index] for index in kept], f'--partition {args.partition} (--data_seed {args.data_seed})'
     column = CLIENT_COLUMN if any(CLIENT_COLUMN in row for row in rows) else LEGACY_CLIENT_COLUMN
     values = HfDataset.from_dict({column: [row.get(column) for row in rows]})
-    # Row numbers in an error count the kept rows; they are file lines when the check kept every row.
-    where = report.path if len(kept) == report.rows_read else f'{report.path} (rows kept by the check)'
-    return read_client_column(values, where, args.client_num), f'{column} column'
+    origin = FileOrigin(report.path, kept, report.rows_read)  # errors name the file's own lines
+    return read_client_column(values, origin, args.client_num), f'{column} column'
 
 
 def _client_rows(section: Section, args: Any, reports: Sequence[CheckReport]) -> Optional[List[int]]:
@@ -151,22 +156,14 @@ def _check_learning_rates(section: Section, args: Any, steps: Dict[int, int]) ->
         section.ok('learning rate', summary, **details)
         return
     who = f'clients {idle}' if CENTRAL_CLIENT not in idle else 'the central client'
-    if args.fed_alg == 'scaffold':
-        section.blocking(
-            'learning rate',
-            f'{summary}: every step of {who} has learning rate 0. SCAFFOLD divides by the sum of the local learning '
-            'rates to update c_i, so these turns fail and their updates are excluded',
-            STEPS_FIX,
-            **details,
-        )
-    else:
-        section.warning(
-            'learning rate',
-            f'{summary}: every step of {who} has learning rate 0, so their turns send back the global state '
-            'unchanged and only dilute the average',
-            STEPS_FIX,
-            **details,
-        )
+    scaffold = ' and, under SCAFFOLD, keep their c_i (a turn that did not move carries no information for it)'
+    section.warning(
+        'learning rate',
+        f'{summary}: every step of {who} has learning rate 0, so their turns send back the global state unchanged'
+        f'{scaffold if args.fed_alg == "scaffold" else ""} and only dilute the average',
+        STEPS_FIX,
+        **details,
+    )
 
 
 def _check_wire(section: Section, footprint: Footprint, args: Any, schedule: List[List[int]]) -> None:
@@ -197,7 +194,7 @@ def _check_disk(
     section: Section, footprint: Footprint, args: Any, clients_per_round: int, disk_budget: Optional[int]
 ) -> None:
     saves = len({r for r in range(1, args.round + 1) if r % args.save_every == 0 or r == args.round})
-    checkpoints = footprint.peak_checkpoints(args.client_num, clients_per_round)
+    checkpoints = footprint.peak(args.client_num)
     client_updates = args.round * clients_per_round * footprint.state if args.save_client_updates else 0
     needed = checkpoints + saves * footprint.adapter + client_updates
     if disk_budget is None:
@@ -206,15 +203,21 @@ def _check_disk(
     else:
         available, where = disk_budget, 'in --disk_budget'
     parts = (
-        f'checkpoint {format_bytes(footprint.checkpoint(args.client_num))} (global state '
-        f'{format_bytes(footprint.state)} + strategy state {format_bytes(footprint.strategy)}'
-        + (f' + c_i {format_bytes(footprint.control)} x {args.client_num} clients' if footprint.control else '')
-        + f'), {format_bytes(checkpoints)} at its peak while the next round is written; {saves} global adapters x '
+        f'checkpoint {format_bytes(footprint.checkpoint())} (global state '
+        f'{format_bytes(footprint.state)} + strategy state {format_bytes(footprint.strategy)})'
+        + (
+            f', client state {format_bytes(footprint.client_state(args.client_num))} (SCAFFOLD c_i '
+            f'{format_bytes(footprint.control)} x {args.client_num} clients x 2 versions)'
+            if footprint.control
+            else ''
+        )
+        + f', {format_bytes(checkpoints)} at the peak while the next round is written; {saves} global adapters x '
         f'{format_bytes(footprint.adapter)}'
         + (f'; client updates {format_bytes(client_updates)}' if client_updates else '')
     )
     details = {
-        'checkpoint': footprint.checkpoint(args.client_num),
+        'checkpoint': footprint.checkpoint(),
+        'client_state': footprint.client_state(args.client_num),
         'peak_checkpoints': checkpoints,
         'global_state': footprint.state,
         'strategy_state': footprint.strategy,

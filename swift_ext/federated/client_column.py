@@ -1,8 +1,9 @@
-"""The rules that tie ``--client_num`` to the data: valid client ids in the client column, no client past the
-column's last one, and enough episodes to deal when clients are partitioned anew.
+"""The rule that ties ``--client_num`` to a data file's client column: every id an integer in [0, client_num), and
+the column naming client client_num - 1 (else the clients past its last would never train).
 
-Standard library only: the command line applies them to local JSON-lines files before anything heavy is imported,
-and :class:`~swift_ext.federated.dataset.RowTagger` applies them again to every file ms-swift loads.
+Standard library only: the command line applies it to local JSON-lines files before anything heavy is imported,
+and :class:`~swift_ext.federated.dataset.RowTagger` applies it again to every file ms-swift loads. (Enough episodes
+for the clients, when rows are partitioned anew, is checked as the data loads: ``data_requirements``.)
 """
 
 from typing import Callable, List, Optional, Sequence
@@ -53,17 +54,3 @@ def check_client_ids(
             f'{column_clients}, or --client_column none to deal the rows anew into {client_num} clients.'
         )
     return ids
-
-
-def check_enough_episodes(num_episodes: int, client_num: int, path: str) -> None:
-    """:class:`UsageError` when ``client_num`` clients cannot each get a whole episode of ``path``."""
-    if num_episodes < client_num:
-        raise UsageError(
-            f'{path} has {num_episodes} episodes (a row without episode_id counts as one) to deal to --client_num '
-            f'{client_num} clients, and a client gets whole episodes: pass --client_num {num_episodes} or fewer.'
-        )
-
-
-def count_episodes(episode_ids: Sequence[object]) -> int:
-    """Distinct ``episode_id`` values, each row without one counting alone (as the partitioners group rows)."""
-    return len({value for value in episode_ids if value is not None}) + sum(value is None for value in episode_ids)

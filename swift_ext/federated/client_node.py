@@ -105,14 +105,15 @@ class ClientNode:
         self.controls = controls
 
     def train(self, task: ClientTask) -> ClientUpdate:
-        """One client's round: train from ``task.global_state`` on its rows; never raises for a training error."""
-        positions = self.data.rows(task.client)
-        result = ClientResult(client=task.client, samples=len(positions), episodes=self.data.episodes(task.client))
-        if len(positions) == 0:
-            logger.warning(f'[swift_ext] round {task.round_number}: client {task.client} has no rows; skipped.')
-            result.status = EMPTY
-            return ClientUpdate(result)
+        """One client's round: train from ``task.global_state`` on its rows; never raises for a client's error."""
+        result = ClientResult(client=task.client)
         try:
+            positions = self.data.rows(task.client)
+            result.samples, result.episodes = len(positions), self.data.episodes(task.client)
+            if len(positions) == 0:
+                logger.warning(f'[swift_ext] round {task.round_number}: client {task.client} has no rows; skipped.')
+                result.status = EMPTY
+                return ClientUpdate(result)
             return self._train(task, positions, result)
         except Exception as error:  # noqa: BLE001 -- the server applies --client_failure to every client error
             logger.error(

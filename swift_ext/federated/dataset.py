@@ -18,14 +18,8 @@ from datasets import Dataset as HfDataset
 
 from ..arguments.errors import UsageError
 from ..data_check import CheckReport, write_kept_rows
-from .client_column import (
-    CLIENT_COLUMN,
-    LEGACY_CLIENT_COLUMN,
-    check_client_ids,
-    check_enough_episodes,
-    client_column_in,
-    count_episodes,
-)
+from .client_column import CLIENT_COLUMN, LEGACY_CLIENT_COLUMN, check_client_ids, client_column_in
+from .data_requirements import require_episodes
 
 SOURCE_COLUMN = '_fed_source'
 ROW_COLUMN = '_fed_row'
@@ -65,28 +59,31 @@ def describe_row(path: str, row: int, line_numbers: Optional[Sequence[int]] = No
     return f'{path} row {row}'
 
 
-def read_client_column(dataset: HfDataset, path: str, client_num: int) -> List[int]:
-    """Validated client ids from the ``client_id``/``client_number`` column (``client_column.check_client_ids``);
-    errors name every bad line."""
+def read_client_column(dataset: HfDataset, origin: FileOrigin, client_num: int) -> List[int]:
+    """Validated client ids from the ``client_id``/``client_number`` column of rows that come from ``origin``
+    (``client_column.check_client_ids``); errors name every bad line of the user's file."""
     column = client_column_in(dataset.column_names)
-    lines = file_line_numbers(path)
-    return check_client_ids(dataset[column], column, client_num, path, lambda row: describe_row(path, row, lines))
+    lines = file_line_numbers(origin.path)
+
+    def where(row: int) -> str:
+        return describe_row(origin.path, origin.rows[row], lines)
+
+    return check_client_ids(dataset[column], column, client_num, origin.path, where)
 
 
 Partitioner = Callable[[HfDataset, int, str, int], List[int]]
 
 
 def partition_rows(
-    dataset: HfDataset, client_num: int, partition: str, seed: int, partitioner: Partitioner, path: str
+    dataset: HfDataset, path: str, client_num: int, partition: str, seed: int, partitioner: Partitioner
 ) -> List[int]:
-    """Client of every row of ``path`` by ``partition``; :class:`UsageError` when its episodes cannot fill the
-    clients (``client_column.check_enough_episodes``) or the partitioner refuses."""
-    episodes = dataset['episode_id'] if 'episode_id' in dataset.column_names else [None] * len(dataset)
-    check_enough_episodes(count_episodes(episodes), client_num, path)
+    """The client of every row of ``path`` by ``partitioner``; :class:`UsageError` with the numbers when the file has
+    fewer episodes than clients (``data_requirements.require_episodes``) or the partitioner refuses."""
     try:
+        require_episodes(dataset, path, client_num, partition)
         return partitioner(dataset, client_num, partition, seed)
     except ValueError as error:
-        raise UsageError(f'{path}: --partition {partition}: {error}') from error
+        raise UsageError(str(error)) from error
 
 
 @dataclass
@@ -109,13 +106,15 @@ class RowTagger:
         derived file's client column is always read (it was written from the user's file)."""
         columns = [c for c in (CLIENT_COLUMN, LEGACY_CLIENT_COLUMN) if c in dataset.column_names]
         has_column = bool(columns) and (self.use_client_column or path in self.origins)
+        origin = self.origins.get(path, FileOrigin(path, list(range(len(dataset))), len(dataset)))
         if has_column:
-            client_ids = read_client_column(dataset, path, self.client_num)
+            client_ids = read_client_column(dataset, origin, self.client_num)
         else:
-            client_ids = partition_rows(dataset, self.client_num, self.partition, self.seed, self.partitioner, path)
+            client_ids = partition_rows(
+                dataset, origin.path, self.client_num, self.partition, self.seed, self.partitioner
+            )
         if columns:
             dataset = dataset.remove_columns(columns)
-        origin = self.origins.get(path, FileOrigin(path, list(range(len(dataset))), len(dataset)))
         self.files.append(DatasetFile(origin.path, origin.num_rows, 'column' if has_column else self.partition))
         dataset = dataset.add_column(SOURCE_COLUMN, [origin.path] * len(dataset))
         dataset = dataset.add_column(ROW_COLUMN, origin.rows)
@@ -159,8 +158,7 @@ def original_row_clients(
             if use_client_column and isinstance(row, dict) and client_column_in(row):
                 return None
             episodes.append(row.get('episode_id') if isinstance(row, dict) else None)
-    dataset = HfDataset.from_dict({'episode_id': episodes})
-    return partition_rows(dataset, client_num, partition, seed, partitioner, path)
+    return partition_rows(HfDataset.from_dict({'episode_id': episodes}), path, client_num, partition, seed, partitioner)
 
 
 def write_checked_copy(report: CheckReport, checked_path: str, tagger: RowTagger) -> str:

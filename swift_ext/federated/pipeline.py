@@ -13,14 +13,14 @@ import os
 import sys
 import time
 from dataclasses import fields
-from functools import partial
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from datasets import Dataset as HfDataset
 from swift.dataset import LazyLLMDataset
 from swift.pipelines import SwiftSft
 from swift.trainers import TrainerFactory
-from swift.utils import append_to_jsonl, get_logger, is_master, parse_args
+from swift.utils import get_logger, is_master, parse_args
 
 from data_tools.partition import assign_client_ids
 
@@ -37,9 +37,12 @@ from .client_controls import ControlStore
 from .client_node import ClientData, ClientNode, LocalTraining
 from .client_trainer import make_client_trainer_cls
 from .console import attach_run_log, console_logger, start_lines, summary_lines
+from .data_requirements import require_kept_rows, warn_clients_without_rows
 from .dataset import ClientMembership, RowTagger, describe_row, dropped_rows, file_line_numbers, write_checked_copy
 from .global_model import GlobalEvaluation, SwiftGlobalModel
-from .round_loop import RoundLoop, RoundPlan
+from .jsonl_log import append_row, drop_incomplete_tail
+from .resume import resume_point
+from .round_loop import RoundLoop, RoundPlan, check_privacy_resumable
 from .run_log import FedRunLog
 from .state import get_trainable_state
 from .transport import ClientTransport, InProcessTransport
@@ -91,6 +94,7 @@ class FedSwiftSft(SwiftSft):
         sizes = {client: data.membership.num_rows(client) for client in data.membership.positions}
         logger.info(f'[swift_ext] clients from: {", ".join(sorted({f.client_source for f in tagger.files}))}')
         console_logger().info(start_lines(args.fed_alg, args.round, sizes, args.output_dir))
+        warn_clients_without_rows(sizes)
         if args.weighting == 'episodes' and 'episode_id' not in train.column_names:
             raise UsageError('--fed_weighting episodes (or --fed_alg avg-epi) needs an `episode_id` column in the data')
         if args.fed_eval_every and val is None:
@@ -115,9 +119,12 @@ class FedSwiftSft(SwiftSft):
                 report = check_conversations_file(path, template=self.template, max_length=self.template.max_length)
                 console_logger().info(f'dataset check: {report.summary()}')
                 name = os.path.basename(path)
-                apply_strategy(
-                    report, args.dataset_check_strategy, os.path.join(args.output_dir, f'data_check_{name}.json')
-                )
+                report_path = os.path.join(args.output_dir, f'data_check_{name}.json')
+                try:  # bad rows under --dataset_check_strategy error, or none left: the user fixes the data
+                    apply_strategy(report, args.dataset_check_strategy, report_path)
+                    require_kept_rows(report, args.dataset_check_strategy, report_path)
+                except ValueError as error:
+                    raise UsageError(str(error)) from error
                 if report.bad:
                     path = write_checked_copy(report, os.path.join(args.output_dir, f'checked_{name}'), tagger)
             datasets.append(path + sep + sample)
@@ -202,9 +209,10 @@ class FedSwiftSft(SwiftSft):
         )
         run_log = FedRunLog(args.output_dir, args.logging_dir) if is_master() else None
         store = CheckpointStore(args.output_dir)
-        return RoundLoop(plan, strategy, transport, global_model, store, run_log, privacy=self._client_level_dp())
+        return RoundLoop(plan, strategy, transport, global_model, store, run_log, privacy=self.privacy)
 
-    def _client_level_dp(self) -> Optional['ClientLevelDp']:
+    @cached_property
+    def privacy(self) -> Optional['ClientLevelDp']:
         """Client-level DP from ``--dp_*`` (validated by the arguments), or None without ``--dp_clip_norm``."""
         args = self.args
         if args.dp_clip_norm is None:
@@ -252,7 +260,15 @@ class FedSwiftSft(SwiftSft):
 
     def run(self) -> Dict[str, Any]:
         args = self.args
+        rounds_done = resume_point(args.output_dir).rounds_done if args.resume else 0
+        if rounds_done >= args.round:
+            logger.info(
+                f'[swift_ext] --resume: {args.output_dir} is complete ({rounds_done} rounds done, --round '
+                f'{args.round}); nothing to train.'
+            )
+            return {'fed_alg': args.fed_alg, 'rounds': rounds_done, 'complete': True}
         self._check_pixel_settings()
+        self._check_privacy_resumable()
         data, val = self._prepare_client_data()
         self._record_resolved_arguments()
         args.save_args()
@@ -264,6 +280,13 @@ class FedSwiftSft(SwiftSft):
         node = self.build_client_node(data, os.path.join(args.output_dir, CLIENT_STATE_DIR))
         loop = self.build_round_loop(InProcessTransport(node), val)
         return self.run_rounds(loop)
+
+    def _check_privacy_resumable(self) -> None:
+        """A resume with DP on, off or set differently than its checkpoint is refused before anything is written."""
+        store = CheckpointStore(self.args.output_dir)
+        meta = store.latest_meta() if self.args.resume else None
+        if meta is not None:
+            check_privacy_resumable(self.privacy, meta, store.latest_path())
 
     def _check_pixel_settings(self) -> None:
         """A resumed run must resize images as it did before (``pixel_settings.json`` of the run)."""
@@ -282,6 +305,8 @@ class FedSwiftSft(SwiftSft):
         start = time.perf_counter()
         global_state, rounds_done = get_trainable_state(self.model), 0
         if args.resume:
+            if loop.run_log is not None:  # ms-swift's per-step log: its next row must not extend a cut-off line
+                drop_incomplete_tail(os.path.join(args.output_dir, 'logging.jsonl'))
             global_state, rounds_done = loop.resume(global_state)
         # Every trainer ends with a full gc.collect() (accelerate's free_memory). Freezing the long-lived set-up
         # objects (model, tokenizer, datasets) takes them out of those collections: ~0.35 s less per client here.
@@ -294,7 +319,7 @@ class FedSwiftSft(SwiftSft):
         summary = {'fed_alg': args.fed_alg, 'rounds': args.round, **totals}
         if loop.run_log is not None:
             summary['loss_plot'] = loop.run_log.close()
-            append_to_jsonl(os.path.join(args.output_dir, 'logging.jsonl'), summary)
+            append_row(os.path.join(args.output_dir, 'logging.jsonl'), summary)
             seconds = time.perf_counter() - start
             lines = summary_lines(args.output_dir, totals['last_round'], args.round, totals['global_models'], seconds)
             console_logger().info(lines)

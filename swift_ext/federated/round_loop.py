@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..strategies import FedAvg, FedProx, Scaffold, WeightedMean, non_finite_tensors
 from ..strategies.aggregation import ClientMean, check_compatible, incompatibilities
 from ..strategies.dp import ClientDp
-from .checkpoint import CheckpointStore
+from .checkpoint import RUN_IDENTITY, CheckpointStore, check_identity
 from .client import EXCLUDED, FAILED, OK, ClientResult
 from .console import console_logger, display_path, round_line
 from .run_log import FedRunLog
@@ -64,7 +64,7 @@ class RoundPlan:
     @property
     def identity(self) -> Dict[str, Any]:
         """What a resumed run must share with the checkpoint it continues."""
-        return {'fed_alg': self.fed_alg, 'client_num': self.client_num, 'seed': self.seed}
+        return {key: getattr(self, key) for key in RUN_IDENTITY}
 
 
 class GlobalModel(Protocol):
@@ -121,29 +121,25 @@ class RoundLoop:
         return self.run_log is not None
 
     def resume(self, fresh_state: State) -> Tuple[State, int]:
-        """(global state, rounds done) from the last complete checkpoint; ``(fresh_state, 0)`` without one."""
+        """(global state, rounds done) from the last complete checkpoint; ``(fresh_state, 0)`` without one (a run
+        killed before its first checkpoint starts round 1 again). The log keeps only the rows of the rounds done."""
         checkpoint = self.store.load_latest()
         if checkpoint is None:
-            return fresh_state, 0
-        recorded = {key: checkpoint.meta.get(key) for key in self.plan.identity}
-        if recorded != self.plan.identity:
-            raise ValueError(
-                f'--resume: the checkpoint {checkpoint.path} was written with {recorded}, this run has '
-                f'{self.plan.identity}.'
-            )
-        check_compatible(fresh_state, checkpoint.global_state, f'checkpoint {checkpoint.path}')
-        self.strategy.load_state_dict(checkpoint.strategy_state)
-        if self.privacy is not None:
-            self.privacy.load_state_dict(checkpoint.meta.get('privacy'), checkpoint.path)
-        elif checkpoint.meta.get('privacy') is not None:
-            raise ValueError(
-                f'--resume: {checkpoint.path} was written with client-level DP; pass the same --dp_* arguments.'
-            )
-        self.control_rounds = {int(k): r for k, r in checkpoint.meta.get('control_rounds', {}).items()}
+            global_state, rounds_done = fresh_state, 0
+            logger.info(f'[swift_ext] resuming: no complete round in {self.store.root}; starting round 1 again')
+        else:
+            check_identity(checkpoint.meta, self.plan.identity, checkpoint.path)
+            check_compatible(fresh_state, checkpoint.global_state, f'checkpoint {checkpoint.path}')
+            self.strategy.load_state_dict(checkpoint.strategy_state)
+            check_privacy_resumable(self.privacy, checkpoint.meta, checkpoint.path)
+            if self.privacy is not None:
+                self.privacy.load_state_dict(checkpoint.meta['privacy'], checkpoint.path)
+            self.control_rounds = {int(k): r for k, r in checkpoint.meta.get('control_rounds', {}).items()}
+            global_state, rounds_done = checkpoint.global_state, checkpoint.round_number
+            logger.info(f'[swift_ext] resuming after round {rounds_done} from {checkpoint.path}')
         if self.run_log is not None:
-            self.run_log.truncate_after(checkpoint.round_number)
-        logger.info(f'[swift_ext] resuming after round {checkpoint.round_number} from {checkpoint.path}')
-        return checkpoint.global_state, checkpoint.round_number
+            self.run_log.truncate_after(rounds_done)
+        return global_state, rounds_done
 
     def run(self, global_state: State, start_round: int = 0) -> Dict[str, Any]:
         """The rounds; returns the saved global model directories, the last round run and the communication
@@ -286,6 +282,15 @@ class RoundLoop:
         if self.plan.save_client_updates and self.writes:
             save_client_update(self.plan.output_dir, round_number, update)
         return result
+
+
+def check_privacy_resumable(privacy: Optional['ClientLevelDp'], meta: Dict[str, Any], where: str) -> None:
+    """Raise ``ValueError`` when the checkpoint ``where`` (its ``meta``) and this run disagree on client-level DP:
+    on or off, or its settings."""
+    if privacy is not None:
+        privacy.check_resumable(meta.get('privacy'), where)
+    elif meta.get('privacy') is not None:
+        raise ValueError(f'--resume: {where} was written with client-level DP; pass the same --dp_* arguments.')
 
 
 def update_problems(global_state: State, update: ClientUpdate, clip_bit: bool = False) -> List[str]:

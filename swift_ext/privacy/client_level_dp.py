@@ -220,6 +220,13 @@ class ClientLevelDp:
 
     def load_state_dict(self, state: Optional[Dict[str, Any]], where: str) -> None:
         """Restore the accountant and the clip norm from a checkpoint's ``state_dict``."""
+        self.check_resumable(state, where)
+        self.accountant.replay(state['charged'])
+        self.clip_norm = float(state['clip_norm'])
+
+    def check_resumable(self, state: Optional[Dict[str, Any]], where: str) -> None:
+        """Raise ``ValueError`` unless the checkpoint ``where`` (its ``state_dict``, None without DP) was written
+        with this run's DP settings: a resume under other settings would invalidate the accounting."""
         if state is None:
             raise ValueError(
                 f'--resume: {where} was written without client-level DP; its rounds are not accounted for. Resume '
@@ -232,8 +239,6 @@ class ClientLevelDp:
                 f'multiplier depends on --round: pass --dp_noise_multiplier {state["identity"]["noise_multiplier"]} '
                 'to keep it and change only the budget).'
             )
-        self.accountant.replay(state['charged'])
-        self.clip_norm = float(state['clip_norm'])
 
 
 def finite_or_none(value: float) -> Optional[float]:
