@@ -32,7 +32,15 @@ from .checkpoint import CheckpointStore
 from .client_controls import ControlStore
 from .client_node import ClientData, ClientNode, LocalTraining
 from .client_trainer import make_client_trainer_cls
-from .dataset import ClientMembership, RowTagger, describe_row, dropped_rows, file_line_numbers, write_checked_copy
+from .dataset import (
+    ClientMembership,
+    Partitioner,
+    RowTagger,
+    describe_row,
+    dropped_rows,
+    file_line_numbers,
+    write_checked_copy,
+)
 from .global_model import GlobalEvaluation, SwiftGlobalModel
 from .round_loop import RoundLoop, RoundPlan
 from .run_log import FedRunLog
@@ -52,9 +60,11 @@ class FedSwiftSft(SwiftSft):
 
     def __init__(self, args: Optional[Union[List[str], FedSftArguments]] = None) -> None:
         register_checked_templates()  # before ms-swift resolves --template while parsing the arguments
+        self.dataset_checks: List[str] = []  # one summary line per checked file (a Flower node reports them)
         super().__init__(args)
 
-    def _parse_args(self, args: Optional[Union[List[str], FedSftArguments]] = None) -> FedSftArguments:
+    @staticmethod
+    def _parse_args(args: Optional[Union[List[str], FedSftArguments]] = None) -> FedSftArguments:
         """Accept ms-swift 2.x names (translated and logged); reject unknown names with the closest known ones."""
         if isinstance(args, FedSftArguments):
             return args
@@ -70,11 +80,14 @@ class FedSwiftSft(SwiftSft):
 
     # ----------------------------------------------------------------------------------------------- set-up
 
-    def _prepare_client_data(self) -> Tuple[ClientData, Optional[HfDataset]]:
-        """Load, preprocess and encode-check the rows once; read client membership from the surviving rows.
-        Returns the clients' training rows and the validation rows (or None)."""
+    def _prepare_client_data(
+        self, partitioner: Partitioner = assign_client_ids
+    ) -> Tuple[ClientData, Optional[HfDataset]]:
+        """Load, preprocess and encode-check the rows once; read client membership from the surviving rows (rows
+        without a client column get theirs from ``partitioner``). Returns the clients' training rows and the
+        validation rows (or None)."""
         args = self.args
-        tagger = RowTagger(args.client_num, args.partition, args.data_seed, assign_client_ids)
+        tagger = RowTagger(args.client_num, args.partition, args.data_seed, partitioner)
         self._check_dataset_files(tagger)
         with tagger.patched():
             train, val = self._get_dataset()
@@ -112,6 +125,7 @@ class FedSwiftSft(SwiftSft):
             if path.endswith('.jsonl') and os.path.isfile(path):
                 report = check_conversations_file(path, template=self.template, max_length=self.template.max_length)
                 logger.info(f'[swift_ext] dataset check: {report.summary()}')
+                self.dataset_checks.append(report.summary())
                 name = os.path.basename(path)
                 apply_strategy(
                     report, args.dataset_check_strategy, os.path.join(args.output_dir, f'data_check_{name}.json')
@@ -148,6 +162,33 @@ class FedSwiftSft(SwiftSft):
         )
 
     # ------------------------------------------------------------------------------------------ the two halves
+
+    def prepare_server(self) -> Optional[HfDataset]:
+        """Set up the server half of a Flower run: the model with its tuner (for the initial global state, saving
+        ``global_lora_{r}`` and evaluating) and ``args.json``; returns the ``--val_dataset`` rows (or None). No
+        training row is opened: those stay on the nodes."""
+        args = self.args
+        args.save_args()
+        val = None
+        if args.val_dataset:
+            dataset, args.dataset = args.dataset, []  # ms-swift's own loader, for the validation files only
+            try:
+                _, val = self._get_dataset()
+            finally:
+                args.dataset = dataset
+            _, val = self._encode_dataset(None, val)
+        self.model = self.prepare_model(args, self.model, template=self.template)
+        return val
+
+    def prepare_node(self, partitioner: Partitioner = assign_client_ids) -> ClientData:
+        """Set up the node half of a Flower run: this node's rows (dataset check, preprocessing and encoding exactly
+        as in-process; ``partitioner`` gives rows without a client column their client) and the model with its
+        tuner. Build the node with :meth:`build_client_node`."""
+        data, _ = self._prepare_client_data(partitioner)
+        full_dataset = self._encoded(data.train)
+        self._show_dataset(full_dataset, None)
+        self.model = self.prepare_model(self.args, self.model, template=self.template, train_dataset=full_dataset)
+        return data
 
     def build_client_node(self, data: ClientData, state_dir: str) -> ClientNode:
         """Where clients train: this process's model, a fresh trainer per client turn, the clients' rows, and the
@@ -245,8 +286,20 @@ class FedSwiftSft(SwiftSft):
 
 
 def fed_sft_main(args: Optional[Union[List[str], FedSftArguments]] = None) -> Dict[str, Any]:
-    """Entry point of federated ``swift sft`` (``swift-fed sft`` and the ``swift sft`` hook both land here)."""
-    return FedSwiftSft(args).main()
+    """Entry point of federated ``swift sft`` (``swift-fed sft`` and the ``swift sft`` hook both land here).
+
+    ``--fed_engine flower|simulation`` hands the command line to the Flower launcher (``swift_ext.flower``), which
+    runs it as a Flower run; the default runs every client in this process."""
+    argv = sys.argv[1:] if args is None else args
+    register_checked_templates()  # before ms-swift resolves --template while parsing the arguments
+    parsed = FedSwiftSft._parse_args(argv)
+    if parsed.fed_engine == 'in_process':
+        return FedSwiftSft(parsed).main()
+    if isinstance(argv, FedSftArguments):
+        raise ValueError(f'--fed_engine {parsed.fed_engine} runs a command line: pass the arguments as a list.')
+    from ..flower.launcher import launch
+
+    return launch(parsed, translate_legacy_argv(argv))
 
 
 __all__ = ['FedSwiftSft', 'fed_sft_main']
