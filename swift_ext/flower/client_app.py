@@ -77,6 +77,9 @@ def ask_worker(
 def _service():
     global _in_process_service
     if _in_process_service is None:
+        from .ms_swift_ray import run_ms_swift_locally
+
+        run_ms_swift_locally()  # Ray is Flower's here (see .ms_swift_ray)
         from .node_service import NodeService
 
         _in_process_service = NodeService(state_dir=None)

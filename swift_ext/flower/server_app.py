@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Set
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from .ms_swift_ray import run_ms_swift_locally
 from .run_config import swift_argv
 
 app = ServerApp()
@@ -46,6 +47,7 @@ def sampled_clients(args) -> Set[int]:
 
 def run_server(grid: Grid, argv: List[str]) -> Dict[str, Any]:
     """Run the federated rounds of ``argv`` with the SuperNodes reachable through ``grid``; returns the run summary."""
+    run_ms_swift_locally()  # before ms-swift's pipeline is imported (see .ms_swift_ray)
     from ..federated.pipeline import FedSwiftSft
     from ..federated.transport.flower import FlowerTransport
     from .protocol import RunIdentity
