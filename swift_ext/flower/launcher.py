@@ -259,6 +259,16 @@ class LocalFederation:
 
     # ---------------------------------------------------------------------------------------------------- runs
 
+    def run_command(self, args, argv: List[str]) -> Dict[str, Any]:
+        """Run a ``swift sft`` command line (``args``: its parsed arguments, which fixed the run directory) and
+        return the run summary the server appended to ``logging.jsonl``. The ServerApp gets ``argv`` with that run
+        directory, so it writes where an in-process run would."""
+        run_dir = args.output_dir
+        resume = [run_dir] if args.resume else None
+        self.submit(replace_flags(argv, {'--output_dir': [run_dir], '--add_version': ['false'], '--resume': resume}))
+        with open(os.path.join(run_dir, 'logging.jsonl'), encoding='utf-8') as f:
+            return json.loads(f.read().strip().splitlines()[-1])
+
     def submit(self, argv: List[str]) -> str:
         """Run ``argv`` (swift sft arguments) as a Flower run, streaming its log to stdout; returns the run id.
         Raises :class:`FederationRunError` when the run does not finish as completed."""
@@ -421,31 +431,21 @@ def _json_tail(text: str) -> Dict[str, Any]:
 
 
 def launch(args, argv: List[str]) -> Dict[str, Any]:
-    """``swift sft ... --fed_engine flower|simulation``: start a local federation, run ``argv`` on it, stop it.
-
-    ``args`` are the parsed arguments (they fixed the run directory); the ServerApp gets ``argv`` with that run
-    directory, so it writes where an in-process run would. Returns the run summary the server appended to
-    ``logging.jsonl``."""
-    run_dir = args.output_dir
-    server_argv = replace_flags(
-        argv,
-        {'--output_dir': [run_dir], '--add_version': ['false'], '--resume': [run_dir] if args.resume else None},
-    )
+    """``swift sft ... --fed_engine flower|simulation``: start a local federation, run ``argv`` on it, stop it (also
+    on Ctrl-C or SIGTERM). Returns the run summary."""
     federation = LocalFederation(
         engine=args.fed_engine,
         supernodes=args.supernodes,
         client_num=args.client_num,
-        log_dir=os.path.join(run_dir, 'flower'),
+        log_dir=os.path.join(args.output_dir, 'flower'),
         client_resources=args.parsed_client_resources(),
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with federation:
-            federation.submit(server_argv)
+            return federation.run_command(args, argv)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    with open(os.path.join(run_dir, 'logging.jsonl'), encoding='utf-8') as f:
-        return json.loads(f.read().strip().splitlines()[-1])
 
 
 def _raise_interrupt(signum, frame) -> None:

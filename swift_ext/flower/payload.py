@@ -42,7 +42,7 @@ class Payload:
 
         records: Dict[str, Any] = {}
         for name, arrays in self.arrays.items():
-            records[name] = ArrayRecord({key: Array(np.ascontiguousarray(value)) for key, value in arrays.items()})
+            records[name] = ArrayRecord({key: Array(_contiguous(value)) for key, value in arrays.items()})
         records.update({name: ConfigRecord(dict(values)) for name, values in self.configs.items()})
         records.update({name: MetricRecord(dict(values)) for name, values in self.metrics.items()})
         return RecordDict(records)
@@ -60,13 +60,18 @@ class Payload:
         )
 
 
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    """C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` would make them 1-d)."""
+    return array if array.flags.c_contiguous else array.copy(order='C')
+
+
 def encode_frame(header: Dict[str, Any], payload: Payload) -> bytes:
     """``header`` (JSON-serialisable) and ``payload`` as one frame (see the module docstring)."""
     order = {name: list(arrays) for name, arrays in payload.arrays.items()}
     flat = {}
     for name, keys in order.items():
         for key in keys:
-            flat[str(len(flat))] = np.ascontiguousarray(payload.arrays[name][key])
+            flat[str(len(flat))] = _contiguous(payload.arrays[name][key])
     meta = json.dumps(
         {'header': header, 'configs': payload.configs, 'metrics': payload.metrics, 'arrays': order}
     ).encode('utf-8')
