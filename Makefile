@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export MODELSCOPE_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo eval test test-matrix lint bench bench-converter tiny-model sample-data ac-unpack ac-conversations ac-partition \
+.PHONY: install demo eval test test-matrix lint bench bench-flower bench-converter tiny-model sample-data ac-unpack ac-conversations ac-partition \
 	ac-data clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -90,6 +90,10 @@ ac-partition: $(VENV)/.installed
 	  --split train $(AC_PARTITION) --num_clients $(NUM_CLIENTS) --seed 42 --report_dir $(AC_OUT)/partition_report
 
 ac-data: ac-unpack ac-conversations ac-partition
+
+# The same federated run in-process and on a loopback Flower deployment (4 SuperNodes): wall ratio, overhead per round.
+bench-flower: $(TINY_MODEL)/config.json $(SAMPLE)
+	$(PY) benchmarks/bench_flower.py --model $(TINY_MODEL) --dataset $(SAMPLE)
 
 bench-converter: $(VENV)/.installed
 	$(PY) benchmarks/bench_converter.py

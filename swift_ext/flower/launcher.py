@@ -4,7 +4,8 @@
 
 - ``flower``: a SuperLink with TLS and SuperNode authentication (``--enable-supernode-auth``; every SuperNode's key
   is registered with ``flwr supernode register`` first, so an unregistered node is refused), ``--supernodes``
-  training workers (:mod:`.node_worker`, each loads the model once) and as many SuperNodes, node ``i`` hosting
+  training workers (:mod:`.node_worker`, each loads the model once; spread over the visible GPUs, worker ``i`` on
+  GPU ``i mod count``) and as many SuperNodes, node ``i`` hosting
   clients ``k % supernodes == i`` of the run's ``--dataset`` (node config ``clients=...``, so results equal the
   in-process run's). Runtime dependency installation is off everywhere (nothing is fetched).
 - ``simulation``: a SuperLink in simulation mode (TLS on); Flower's Ray backend runs ``--supernodes`` virtual nodes
@@ -58,7 +59,8 @@ SERVER_APP = 'swift_ext.flower.server_app:app'
 CLIENT_APP = 'swift_ext.flower.client_app:app'
 START_TIMEOUT = 300.0  # seconds for a SuperLink to answer and for workers to import their libraries
 STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL at teardown
-MAX_RESTARTS = 5
+MAX_RESTARTS = 12  # with back-off (1, 2, 4, 8, then every 10 s): a node is retried for about 100 s
+MAX_RESTART_DELAY = 10.0
 
 
 class FederationRunError(RuntimeError):
@@ -99,6 +101,17 @@ def app_pyproject() -> str:
     )
 
 
+def visible_gpus() -> List[str]:
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` entries; the training workers are spread over them
+    (worker i gets GPU i mod count)."""
+    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+    if visible is not None:
+        return [gpu.strip() for gpu in visible.split(',') if gpu.strip() and gpu.strip() != '-1']
+    import torch
+
+    return [str(index) for index in range(torch.cuda.device_count())]
+
+
 def _die_with_parent() -> None:
     """In a child before exec (Linux): receive SIGTERM when the process that started it dies."""
     if sys.platform.startswith('linux'):
@@ -113,14 +126,17 @@ class ManagedProcess:
     command: List[str]
     log_path: str
     restart: bool = False
+    extra_env: Dict[str, str] = field(default_factory=dict)
     restarts: int = 0
+    restart_at: Optional[float] = None  # monotonic time of the pending restart
     process: Optional[subprocess.Popen] = None
 
     def start(self, env: Dict[str, str], cwd: str) -> None:
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         with open(self.log_path, 'ab') as log:
             self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+                self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**env, **self.extra_env}, cwd=cwd,
                 start_new_session=True, preexec_fn=_die_with_parent,
             )  # fmt: skip
 
@@ -166,10 +182,14 @@ class LocalFederation:
         self._write_flower_config()
         superlink = self._add('superlink', self.superlink_command(), os.path.join(self.log_dir, 'superlink.log'))
         if self.engine == 'flower':
+            gpus = visible_gpus()
             workers = [
-                self._add(f'worker {i}', self.worker_command(i), self._node_path(i, 'worker.log'), restart=True)
+                self._add(
+                    f'worker {i}', self.worker_command(i), self._node_path(i, 'worker.log'), restart=True,
+                    extra_env={'CUDA_VISIBLE_DEVICES': gpus[i % len(gpus)]} if gpus else {},
+                )
                 for i in range(self.supernodes)
-            ]
+            ]  # fmt: skip
         self._wait(self._superlink_ready, f'the SuperLink on 127.0.0.1:{self.port}', [superlink])
         if self.engine == 'flower':
             self._register_supernode_keys()
@@ -348,8 +368,10 @@ class LocalFederation:
         with open(os.path.join(self.app_dir, 'pyproject.toml'), 'w', encoding='utf-8') as f:
             f.write(app_pyproject())
 
-    def _add(self, name: str, command: List[str], log_path: str, restart: bool = False) -> ManagedProcess:
-        managed = ManagedProcess(name, command, log_path, restart)
+    def _add(
+        self, name: str, command: List[str], log_path: str, restart: bool = False, extra_env=None
+    ) -> ManagedProcess:
+        managed = ManagedProcess(name, command, log_path, restart, extra_env or {})
         managed.start(self.env, self.cwd)
         self.processes.append(managed)
         return managed
@@ -398,20 +420,25 @@ class LocalFederation:
                 raise RuntimeError(f'flwr supernode register failed for node {i}:\n{output}')
 
     def _watch(self) -> None:
-        """Restart a SuperNode or worker that exits while the federation runs (at most MAX_RESTARTS times each)."""
+        """Restart a SuperNode or worker that exits while the federation runs, after 1, 2, 4, 8, then 10 s (at most
+        MAX_RESTARTS times): a killed SuperNode's key stays active on the SuperLink until its heartbeat expires
+        (about a minute), and its reactivation is refused until then."""
         while not self._stopping.wait(0.5):
             for managed in self.processes:
                 code = managed.exited()
-                if code is None or not managed.restart or self._stopping.is_set():
+                if code is None or not managed.restart or managed.restarts >= MAX_RESTARTS:
                     continue
-                if managed.restarts >= MAX_RESTARTS:
-                    continue
-                managed.restarts += 1
-                logger.warning(
-                    f'[swift_ext] {managed.name} exited with code {code}; restarting it '
-                    f'({managed.restarts} of {MAX_RESTARTS}). Log: {managed.log_path}'
-                )
-                managed.start(self.env, self.cwd)
+                if managed.restart_at is None:
+                    managed.restart_at = time.monotonic() + min(2.0**managed.restarts, MAX_RESTART_DELAY)
+                    logger.warning(
+                        f'[swift_ext] {managed.name} exited with code {code}; restarting it in '
+                        f'{managed.restart_at - time.monotonic():.0f}s ({managed.restarts + 1} of {MAX_RESTARTS}). '
+                        f'Log: {managed.log_path}'
+                    )
+                elif time.monotonic() >= managed.restart_at and not self._stopping.is_set():
+                    managed.restarts += 1
+                    managed.restart_at = None
+                    managed.start(self.env, self.cwd)
 
 
 def _signal(process: psutil.Process, signum: int) -> None:
@@ -433,6 +460,13 @@ def _json_tail(text: str) -> Dict[str, Any]:
 def launch(args, argv: List[str]) -> Dict[str, Any]:
     """``swift sft ... --fed_engine flower|simulation``: start a local federation, run ``argv`` on it, stop it (also
     on Ctrl-C or SIGTERM). Returns the run summary."""
+    from swift.utils import get_dist_setting
+
+    if get_dist_setting()[2] > 1:  # world size
+        raise ValueError(
+            f'--fed_engine {args.fed_engine} starts its own processes: run it once (not under torchrun / '
+            'NPROC_PER_NODE); the training workers are spread over the visible GPUs.'
+        )
     federation = LocalFederation(
         engine=args.fed_engine,
         supernodes=args.supernodes,
