@@ -247,22 +247,28 @@ def test_server_killed_then_ctrl_c_then_resume_gives_the_same_adapter(
             assert servers, 'no flwr-serverapp process found'
             for server in servers:
                 server.kill()  # the server process dies after round 1's checkpoint
-            launcher.send_signal(signal.SIGINT)  # and the user presses Ctrl-C
+            os.killpg(launcher.pid, signal.SIGINT)  # and the user presses Ctrl-C (the terminal signals the group)
             launcher.wait(timeout=300)
         finally:
             if launcher.poll() is None:
                 launcher.kill()
         assert launcher.returncode != 0
-        time.sleep(1)
+        # Every process the command started exits (they may take a few seconds to shut down).
+        deadline = time.monotonic() + 120
+        while any(_alive(p) for p in seen.values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
         alive = [p for p in seen.values() if _alive(p)]
         assert alive == [], f'processes left behind: {[(p.pid, _cmdline(p)) for p in alive]}'
 
+        scratch = {os.path.dirname(arg) for p in seen.values() for arg in _cmdline(p) if arg.endswith('node_0.sock')}
         run = run_dir(str(tmp_path / 'out'))
         result = subprocess.run(
             [str(BIN_DIR / 'swift-fed'), *argv, '--resume', 'true'], env=env, capture_output=True, text=True,
             timeout=1800,
         )  # fmt: skip
         assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    # The killed launcher could not remove its keys and sockets; the next launcher did.
+    assert scratch and not any(os.path.exists(path) for path in scratch)
     assert_same_adapter(final_adapter(tmp_path / 'out'), in_process['scaffold'][0], 'resumed flower run, scaffold')
     rounds = [row['round'] for row in read_jsonl(os.path.join(run, 'fed_log.jsonl')) if row['type'] == 'round']
     assert rounds == [1, 2, 3]

@@ -20,11 +20,12 @@ launcher itself be killed. A SuperNode or worker that exits while the run goes o
 rejoins later rounds; its registered key keeps its node id).
 
 Files: TLS certificates, node keys, ``FLWR_HOME`` and sockets live in a private temporary directory removed at the
-end (never in the output); logs and node state in ``{run_dir}/flower/`` (``superlink.log``,
-``node_{i}/{supernode,worker}.log``, ``node_{i}/{run key}/client_state``).
+end (never in the output; if the launcher itself was killed, the next launcher removes it); logs and node state in
+``{run_dir}/flower/`` (``superlink.log``, ``node_{i}/{supernode,worker}.log``, ``node_{i}/{run key}/client_state``).
 """
 
 import ctypes
+import glob
 import json
 import os
 import re
@@ -59,6 +60,8 @@ SERVER_APP = 'swift_ext.flower.server_app:app'
 CLIENT_APP = 'swift_ext.flower.client_app:app'
 START_TIMEOUT = 300.0  # seconds for a SuperLink to answer and for workers to import their libraries
 STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL at teardown
+SCRATCH_PREFIX = 'swift-ext-flower-'
+OWNER_FILE = 'owner.json'  # the launcher that owns a scratch directory: {pid, started}
 MAX_RESTARTS = 12  # with back-off (1, 2, 4, 8, then every 10 s): a node is retried for about 100 s
 MAX_RESTART_DELAY = 10.0
 
@@ -99,6 +102,22 @@ def app_pyproject() -> str:
             },
         }
     )
+
+
+def remove_orphaned_scratch_dirs() -> None:
+    """Remove the scratch directories (keys, sockets) of launchers that were killed before they could: a launcher
+    killed with SIGKILL (e.g. by a parent on Ctrl-C) cannot clean up, so the next one does."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f'{SCRATCH_PREFIX}*')):
+        try:
+            with open(os.path.join(path, OWNER_FILE), encoding='utf-8') as f:
+                owner = json.load(f)
+            alive = psutil.Process(owner['pid']).create_time() == owner['started']
+        except FileNotFoundError:
+            continue  # being created right now
+        except (psutil.Error, OSError, ValueError, KeyError):
+            alive = False
+        if not alive:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def visible_gpus() -> List[str]:
@@ -173,7 +192,10 @@ class LocalFederation:
 
     def start(self) -> None:
         self._stopping = threading.Event()
-        self.scratch = tempfile.mkdtemp(prefix='swift-ext-flower-')  # mode 0700: keys, FLWR_HOME, sockets
+        remove_orphaned_scratch_dirs()
+        self.scratch = tempfile.mkdtemp(prefix=SCRATCH_PREFIX)  # mode 0700: keys, FLWR_HOME, sockets
+        with open(os.path.join(self.scratch, OWNER_FILE), 'w', encoding='utf-8') as f:
+            json.dump({'pid': os.getpid(), 'started': psutil.Process().create_time()}, f)
         self.port = free_port()
         self.credentials: Credentials = write_credentials(
             os.path.join(self.scratch, 'certs'), ['127.0.0.1', 'localhost'], self.supernodes
@@ -207,6 +229,9 @@ class LocalFederation:
         stopping = getattr(self, '_stopping', None)
         if stopping is not None:
             stopping.set()
+        watchdog = getattr(self, '_watchdog', None)
+        if watchdog is not None:
+            watchdog.join()  # no restart after this point
         survivors = self.marked_processes()
         for process in survivors:
             _signal(process, signal.SIGTERM)
