@@ -94,7 +94,10 @@ def in_process(tiny_model_dir, sample_jsonl, tmp_path_factory):
 
 
 def test_deployment_matches_in_process_and_loads_each_model_once(in_process, tiny_model_dir, sample_jsonl, tmp_path):
-    federation = LocalFederation('flower', NODES, CLIENTS, log_dir=str(tmp_path / 'federation'))
+    # Submitted as a Flower user would from this repository: flwr run <repository> <connection> --run-config ...
+    federation = LocalFederation(
+        'flower', NODES, CLIENTS, log_dir=str(tmp_path / 'federation'), app_dir=os.path.dirname(TESTS_DIR)
+    )
     with hard_limit(2400), federation:
         assert len(federation.marked_processes()) >= 1 + 2 * NODES  # SuperLink, workers, SuperNodes (+ SuperExecs)
         for fed_alg in ALGORITHMS:

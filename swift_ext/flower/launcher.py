@@ -174,6 +174,7 @@ class LocalFederation:
     log_dir: str
     client_resources: Dict[str, float] = field(default_factory=lambda: {'num_cpus': 1, 'num_gpus': 0.0})
     cwd: str = field(default_factory=os.getcwd)
+    app_dir: Optional[str] = None  # the Flower app flwr run submits; None: a generated one (see app_pyproject)
     marker: str = field(default_factory=lambda: uuid.uuid4().hex)
     processes: List[ManagedProcess] = field(default_factory=list)
 
@@ -388,10 +389,11 @@ class LocalFederation:
         connection = {'address': f'127.0.0.1:{self.port}', 'root-certificates': self.credentials.ca_certificate}
         with open(os.path.join(home, 'config.toml'), 'w', encoding='utf-8') as f:
             f.write(tomli_w.dumps({'superlink': {'default': CONNECTION, CONNECTION: connection}}))
-        self.app_dir = os.path.join(self.scratch, APP_NAME)
-        os.makedirs(self.app_dir)
-        with open(os.path.join(self.app_dir, 'pyproject.toml'), 'w', encoding='utf-8') as f:
-            f.write(app_pyproject())
+        if self.app_dir is None:
+            self.app_dir = os.path.join(self.scratch, APP_NAME)
+            os.makedirs(self.app_dir)
+            with open(os.path.join(self.app_dir, 'pyproject.toml'), 'w', encoding='utf-8') as f:
+                f.write(app_pyproject())
 
     def _add(
         self, name: str, command: List[str], log_path: str, restart: bool = False, extra_env=None
