@@ -12,8 +12,8 @@ export HF_DATASETS_OFFLINE := 1
 export MODELSCOPE_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo eval test test-matrix lint bench bench-flower bench-converter tiny-model sample-data ac-unpack ac-conversations ac-partition \
-	ac-data clean
+.PHONY: install demo eval test test-matrix lint bench bench-flower bench-converter bench-unpack tiny-model sample-data \
+	ac-unpack ac-conversations ac-partition ac-data clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,8 @@ bench: $(TINY_MODEL)/config.json $(SAMPLE)
 # Android-Control: raw GZIP TFRecord shards -> episodes -> conversations -> client partitions (README section).
 AC_RAW ?= data/android_control/raw
 AC_OUT ?= data/android_control
+AC_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+AC_WORDING ?= default
 AC_FORMAT ?= fedmabench
 AC_LEVEL ?= high
 AC_PARTITION ?= --method dirichlet --partition_by app --alpha 0.5
@@ -78,7 +80,8 @@ NUM_CLIENTS ?= 10
 
 ac-unpack: $(VENV)/.installed
 	$(PY) -m data_tools.unpack --shards $(AC_RAW)/android_control-* --output $(AC_OUT) \
-	  --splits $(AC_RAW)/splits.json --test_subsplits $(AC_RAW)/test_subsplits.json
+	  --splits $(AC_RAW)/splits.json --test_subsplits $(AC_RAW)/test_subsplits.json \
+	  --workers $(AC_WORKERS) --wording $(AC_WORDING)
 
 ac-conversations: $(VENV)/.installed
 	$(PY) scripts/convert_to_conversations.py --input $(AC_OUT)/episode-wise-all.jsonl \
@@ -97,6 +100,10 @@ bench-flower: $(TINY_MODEL)/config.json $(SAMPLE)
 
 bench-converter: $(VENV)/.installed
 	$(PY) benchmarks/bench_converter.py
+
+# Unpack (checksums, elements, PNG and JSON writing) against a bare TFRecord parse loop, on generated 1080x2400 shards.
+bench-unpack: $(VENV)/.installed
+	$(PY) benchmarks/bench_unpack.py --workers $(AC_WORKERS)
 
 clean:
 	rm -rf build data/sample output

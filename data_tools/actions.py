@@ -1,7 +1,11 @@
 """Android-Control action JSON -> FedMABench action descriptions (``act_convert``).
 
-Wording follows FedMABench ``data_process/2_gen_jsonl_from_unpack_ac.py::describe_action``; one departure:
-long presses read ``Long press on ...`` (the wording of FedMABench's own training prompt) instead of ``Long_press``.
+Wording follows FedMABench ``data_process/2_gen_jsonl_from_unpack_ac.py::describe_action``. A click or long press
+names the element it lands on (``a11y.element_at``): its text (first 50 characters, FedMABench's light XML cut), else
+its tooltip, else its content description (first 50 characters), else its point. Two wordings (``WORDINGS``):
+``default`` reads ``Long press on ...`` (the wording of FedMABench's own training prompt); ``fedmabench`` reads
+``Long_press on ...`` exactly as FedMABench's data does (``str.capitalize`` of the action type), which models trained
+on FedMABench's data emit.
 """
 
 import json
@@ -12,34 +16,41 @@ from data_tools.a11y import Element, element_at
 #: FedMABench appends this action (and the sub-instruction below) as the final step of every episode.
 STATUS_ACTION = '{"action_type":"status","goal_status":"successful"}'
 STATUS_SUB_INSTRUCTION = 'Check if the task is finished'
+#: FedMABench keeps this many characters of an element's text and content description.
+LABEL_CHARS = 50
+
+#: wording name -> the verb of each press action
+PRESS_VERBS: Dict[str, Dict[str, str]] = {
+    'default': {'click': 'Click', 'long_press': 'Long press'},
+    'fedmabench': {'click': 'Click', 'long_press': 'Long_press'},
+}
+WORDINGS = tuple(PRESS_VERBS)
 
 
 class ActionError(ValueError):
     """An action JSON that cannot be described (unknown type, missing field, not JSON)."""
 
 
-def _press(verb: str) -> Callable[[Mapping, Sequence[Element]], str]:
-    def describe(action: Mapping, elements: Sequence[Element]) -> str:
-        element = element_at(action['x'], action['y'], elements)
-        if element is None:
-            return f'{verb} on point ({action["x"]},{action["y"]})'
-        if element.label:
-            return f'{verb} on button with the text "{element.label}"'
-        return f'{verb} on button with the function of "{element.content_description}"'
+def describe_press(verb: str, action: Mapping, elements: Sequence[Element]) -> str:
+    """``<verb> on button with the text/function of "..."`` for the element the press lands on, else its point."""
+    element = element_at(action['x'], action['y'], elements)
+    if element is not None and element.text:
+        return f'{verb} on button with the text "{element.text[:LABEL_CHARS]}"'
+    if element is not None and element.tooltip:
+        return f'{verb} on button with the text "{element.tooltip}"'
+    if element is not None and element.content_description:
+        return f'{verb} on button with the function of "{element.content_description[:LABEL_CHARS]}"'
+    return f'{verb} on point ({action["x"]},{action["y"]})'
 
-    return describe
 
-
-DESCRIBERS: Dict[str, Callable[[Mapping, Sequence[Element]], str]] = {
-    'click': _press('Click'),
-    'long_press': _press('Long press'),
-    'scroll': lambda a, _: f'Scroll {a["direction"]}',
-    'open_app': lambda a, _: f'Open App: {a["app_name"]}',
-    'input_text': lambda a, _: f'Type text: {a["text"]}',
-    'navigate_home': lambda a, _: 'Return to the home page',
-    'navigate_back': lambda a, _: 'Go back to the previous page',
-    'wait': lambda a, _: 'Wait for response',
-    'status': lambda a, _: f'Check status: {a["goal_status"]}',
+DESCRIBERS: Dict[str, Callable[[Mapping], str]] = {
+    'scroll': lambda a: f'Scroll {a["direction"]}',
+    'open_app': lambda a: f'Open App: {a["app_name"]}',
+    'input_text': lambda a: f'Type text: {a["text"]}',
+    'navigate_home': lambda a: 'Return to the home page',
+    'navigate_back': lambda a: 'Go back to the previous page',
+    'wait': lambda a: 'Wait for response',
+    'status': lambda a: f'Check status: {a["goal_status"]}',
 }
 
 
@@ -54,12 +65,17 @@ def parse_action(action_json: str) -> Dict:
     return action
 
 
-def describe_action(action: Mapping, elements: Sequence[Element] = ()) -> str:
-    """FedMABench description of ``action``; clicks resolve to the smallest enclosing element of ``elements``."""
-    describer = DESCRIBERS.get(action.get('action_type'))
-    if describer is None:
-        raise ActionError(f'unknown action_type {action.get("action_type")!r} (known: {sorted(DESCRIBERS)})')
+def describe_action(action: Mapping, elements: Sequence[Element] = (), wording: str = 'default') -> str:
+    """FedMABench description of ``action`` in ``wording`` (one of WORDINGS); presses resolve against ``elements``."""
+    if wording not in PRESS_VERBS:
+        raise ValueError(f'wording={wording!r}; choose one of {WORDINGS}')
+    kind = action.get('action_type')
+    if kind not in PRESS_VERBS[wording] and kind not in DESCRIBERS:
+        known = sorted([*PRESS_VERBS[wording], *DESCRIBERS])
+        raise ActionError(f'unknown action_type {kind!r} (known: {known})')
     try:
-        return describer(action, elements)
+        if kind in PRESS_VERBS[wording]:
+            return describe_press(PRESS_VERBS[wording][kind], action, elements)
+        return DESCRIBERS[kind](action)
     except KeyError as exc:
-        raise ActionError(f'{action["action_type"]} action lacks field {exc}: {dict(action)}') from exc
+        raise ActionError(f'{kind} action lacks field {exc}: {dict(action)}') from exc

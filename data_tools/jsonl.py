@@ -10,8 +10,8 @@ def iter_jsonl(path: str) -> Iterator[Tuple[int, Union[dict, str]]]:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
+            try:  # without its newline, so that an error is placed on its own line and column
+                obj = json.loads(line.rstrip('\r\n'))
             except json.JSONDecodeError as exc:
                 yield line_no, f'invalid JSON: {exc}'
                 continue

@@ -1,6 +1,7 @@
 """End to end through the real console scripts: the FedMABench command line, ``swift-fed``, the hook's off path,
 and ``swift infer --adapters`` on a saved global adapter."""
 
+import json
 import os
 
 import pytest
@@ -49,6 +50,12 @@ def test_fedmabench_command_writes_distinct_loadable_global_adapters(fed_run, ti
     for key, tensor in round2.items():
         name = key.replace('.weight', '.default.weight')
         assert torch.equal(loaded[name], tensor), key
+
+
+def test_the_run_records_the_pixel_settings_it_trained_with(fed_run):
+    with open(os.path.join(fed_run, 'pixel_settings.json'), encoding='utf-8') as f:
+        settings = json.load(f)
+    assert settings['MAX_PIXELS'] == '602112' and settings['MIN_PIXELS'] is None
 
 
 def test_fed_log_has_a_row_per_client_and_round(fed_run):

@@ -205,3 +205,38 @@ def test_swift_fed_discard_trains_each_client_on_its_good_rows_only(mixed_jsonl,
     assert trained == dict(expected) == {0: 3, 1: 2, 2: 1, 3: 2}  # the bad rows (all client 2) are not trained on
     with open(os.path.join(run, 'data_check_mixed.jsonl.json'), encoding='utf-8') as f:
         assert {row['line']: row['reason'] for row in json.load(f)['dropped']} == mixed_jsonl['bad']
+
+
+def test_length_check_resizes_images_as_the_run_recorded(sample_jsonl, tiny_model_dir, tmp_path):
+    """``--run_dir`` measures rows at the resolution the run recorded (over MAX_PIXELS=50176 in the environment), and
+    ``--max_pixels`` overrides it: the row's length differs by exactly the image-token difference."""
+    from swift_ext.template.pixel_settings import record_pixel_settings
+
+    dataset = tmp_path / 'one.jsonl'
+    with open(sample_jsonl, encoding='utf-8') as f:
+        row = f.readline()
+    dataset.write_text(row, encoding='utf-8')
+    run = tmp_path / 'v0-run'
+    run.mkdir()
+    record_pixel_settings(str(run), environ={'MAX_PIXELS': '12544'})
+
+    def measured(name: str, *extra: str) -> int:
+        """Tokens of the row, read from the too_long reason of a check with --max_length 1."""
+        report = tmp_path / f'{name}.json'
+        result = run_check(str(dataset), tiny_model_dir, 'discard', '--max_length', '1', '--report', str(report),
+                           '--run_dir', str(run), *extra)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        detail = json.loads(report.read_text())['dropped'][0]['detail']
+        return int(detail.split(' tokens > ')[0])
+
+    recorded, overridden = measured('recorded'), measured('overridden', '--max_pixels', '50176')
+    # Qwen2-VL's smart_resize of a 168x364 screenshot (factor 28): at most 12544 px -> 56x140 = 2x5 = 10 tokens,
+    # at most 50176 px -> 140x308 = 5x11 = 55 tokens.
+    assert overridden - recorded == (55 - 10) * len(json.loads(row)['images'])
+
+
+def test_pixel_options_need_the_model(sample_jsonl):
+    from swift_ext.data_check.cli import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(['--dataset', sample_jsonl, '--max_pixels', '50176'])

@@ -1,15 +1,18 @@
 """End to end on the tiny Qwen2-VL: a two-round federated run, then every global adapter (and the base model)
 evaluated by generation; the report files exist and the metrics are consistent. The tiny model writes garbage, so
-the test checks consistency, not quality."""
+the test checks consistency, not quality. Also: scoring generations during training through ``swift sft``, and
+evaluation at the image resolution the run recorded."""
 
 import json
 import os
+import shutil
 
 import pytest
 
 from swift_ext.evaluation.cli import evaluate as eval_main
 from swift_ext.evaluation.inference import evaluate_generation
-from tests.conftest import as_argv, run_cli, run_dir, tiny_lora_options
+from swift_ext.template.pixel_settings import record_pixel_settings
+from tests.conftest import as_argv, read_jsonl, run_cli, run_dir, tiny_lora_options
 
 FEDERATED = {'round': 2, 'client_num': 4, 'client_sample': 1, 'save_every': 1, 'max_steps': 1}
 METRICS = ('type_accuracy', 'step_success', 'episode_success', 'tfidf_step_accuracy', 'tfidf_episode_accuracy')
@@ -114,3 +117,53 @@ def test_swift_infer_results_are_scored_with_the_test_rows(fed_run, test_rows, t
     assert [v['gold_text'] for v in verdicts] == [turns[-1] for turns in answers]
     assert [v['step'] for v in verdicts] == [len(turns) - 1 for turns in answers]
     assert [v['episode'] for v in verdicts] == [str(row['episode_id']) for row in rows]
+
+
+def assistant_turns(path: str) -> list:
+    return [sum(turn['from'] == 'assistant' for turn in row['conversations']) for row in read_jsonl(path)]
+
+
+def test_generations_are_scored_every_round_through_swift_sft(tiny_model_dir, sample_jsonl, tmp_path):
+    """``swift sft`` with a validation split scores the global model's generations on 2 validation rows each round
+    (issue 10 item 12: ms-swift's rows hold their turns as JSON strings, which crashed after round 1)."""
+    evaluation = {'split_dataset_ratio': 0.25, 'fed_eval_every': 1, 'fed_eval_generation_rows': 2,
+                  'fed_eval_max_new_tokens': 6}  # fmt: skip
+    options = {**tiny_lora_options(tiny_model_dir, sample_jsonl, str(tmp_path)), **FEDERATED, **evaluation}
+    run_cli(['swift', 'sft', *as_argv(options)])
+    evals = [row for row in read_jsonl(os.path.join(run_dir(str(tmp_path)), 'fed_log.jsonl')) if row['type'] == 'eval']
+    assert [row['round'] for row in evals] == [1, 2]
+    turns = assistant_turns(sample_jsonl)  # the 2 rows are two of these episodes, whichever the split drew
+    for row in evals:
+        actions = row['actions']
+        # ms-swift keeps no episode_id column: each validation row is its own episode
+        assert actions['episodes'] == 2 and 2 * min(turns) <= actions['steps'] <= 2 * max(turns)
+        assert 0 <= actions['unparseable'] <= actions['steps']
+        assert all(0.0 <= actions[key] <= 1.0 for key in METRICS)
+        assert actions['step_success'] <= actions['type_accuracy']
+    assert evals[0]['actions']['steps'] == evals[1]['actions']['steps']
+
+
+def test_evaluation_resizes_images_as_the_run_recorded(fed_run, tiny_model_dir, test_rows, tmp_path):
+    """A run recorded with MAX_PIXELS=12544 is evaluated at that resolution, and --max_pixels overrides it: the
+    prompt of the first step (one 168x364 screenshot) differs by exactly the image-token difference."""
+    run = tmp_path / 'v0-pixels'
+    shutil.copytree(os.path.join(fed_run, 'global_lora_1'), run / 'global_lora_1')
+    record_pixel_settings(str(run), environ={'MAX_PIXELS': '12544'})
+
+    def first_prompt_tokens(name: str, *extra: str) -> tuple:
+        out = tmp_path / name
+        output = run_cli(['swift-ext-eval', '--model', tiny_model_dir, '--run_dir', str(run), '--dataset', test_rows,
+                          '--limit', '1', '--max_new_tokens', '1', '--output_dir', str(out), *extra])  # fmt: skip
+        settings = json.loads((out / 'metrics.json').read_text())['settings']
+        return output, settings, read_jsonl(out / 'predictions_global_lora_1.jsonl')[0]['prompt_tokens']
+
+    output, settings, recorded = first_prompt_tokens('recorded')
+    _, overridden_settings, overridden = first_prompt_tokens('overridden', '--max_pixels', '50176')
+    # Qwen2-VL's smart_resize of 364x168 (factor 28): at most 12544 px -> 140x56 = 5x2 = 10 tokens; at most
+    # 50176 px -> 308x140 = 11x5 = 55 tokens; unlimited (16384 tokens) -> 364x168 = 13x6 = 78 tokens.
+    assert overridden - recorded == 55 - 10
+    assert settings['pixel_settings']['MAX_PIXELS'] == '12544'
+    assert overridden_settings['pixel_settings']['MAX_PIXELS'] == '50176'
+    assert settings['run'] == 'v0-pixels'
+    assert 'images resized with MAX_PIXELS=12544' in output
+    assert f'generating with global_lora_1 ({run / "global_lora_1"})' in output

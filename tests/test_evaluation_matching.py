@@ -1,7 +1,7 @@
 """The action-matching rules, one table row per case, each written from the definitions in the issue (AitW /
 OS-Atlas / Qwen2.5-VL evaluation), not from the code: point in the (enlarged) gold box, else within 14% of the
 screen diagonal; text by normalised match, containment or token F1 > 0.5; scroll by direction; back/home/wait by
-type."""
+type. Containment counts only as whole tokens covering at least half of the longer text (issue 10, item 11)."""
 
 import math
 
@@ -55,6 +55,12 @@ CASES = [
      Action('click', target='Timer'), DEFAULT, True),
     ('click named by another label', Action('click', target='Alarm'), Action('click', target='Timer'), DEFAULT, False),
     ('label cannot match a point', Action('click', target='Timer'), GOLD_CLICK, DEFAULT, False),
+    # A gold from acts_origin that also names its element (the label its gold text names) matches either way.
+    ('label of a gold with label and box', Action('click', target='more options'),
+     Action('click', point=(200, 300), target='More options', bounds=BOX, screen=SCREEN), DEFAULT, True),
+    ('point in the box of a gold with label and box', click(110, 390),
+     Action('click', point=(200, 300), target='More options', bounds=BOX, screen=SCREEN), DEFAULT, True),
+    ('point against a gold known by label only', click(200, 300), Action('click', target='Timer'), DEFAULT, False),
     ('type: exact', Action('input_text', text='Men shoes'), Action('input_text', text='Men shoes'), DEFAULT, True),
     ('type: case and whitespace', Action('input_text', text='  men   SHOES '), Action('input_text', text='Men shoes'),
      DEFAULT, True),
@@ -69,6 +75,22 @@ CASES = [
     # "paris nord" vs "paris gare de lyon": P = 0.5, R = 0.25 -> F1 0.333.
     ('type: F1 0.33', Action('input_text', text='Paris Nord'), Action('input_text', text='Paris Gare de Lyon'),
      DEFAULT, False),
+    # Containment: the shorter normalised text must be whole tokens of the longer, with at least half its characters.
+    ('type: one letter of an e-mail address', Action('input_text', text='e'),
+     Action('input_text', text='natalie.larson1998@gmail.com'), DEFAULT, False),
+    ('open app: one letter of the name', Action('open_app', text='a'), Action('open_app', text='Maps'), DEFAULT,
+     False),
+    ('type: a word that begins the gold word', Action('input_text', text='ramp'), Action('input_text', text='rampant'),
+     DEFAULT, False),
+    # "paris" is 5 of the 26 characters of "paris gare de lyon station"; F1 = 2 * 1 * 0.2 / 1.2 = 0.33.
+    ('type: one short word of a long gold', Action('input_text', text='Paris'),
+     Action('input_text', text='Paris Gare de Lyon station'), DEFAULT, False),
+    # "men shoes" is 9 of the 33 characters of the prediction; F1 = 2 * (2/7) * 1 / (9/7) = 0.44.
+    ('type: the gold within much more text', Action('input_text', text='men shoes for running in the rain'),
+     Action('input_text', text='Men shoes'), DEFAULT, False),
+    # "calculator" is 10 of the 16 characters of "calculator pro x": containment decides, F1 is 0.5 exactly.
+    ('open app: a contained name where F1 is 0.5', Action('open_app', text='Calculator'),
+     Action('open_app', text='Calculator Pro X'), DEFAULT, True),
     ('type: empty prediction', Action('input_text', text=''), Action('input_text', text='Men shoes'), DEFAULT, False),
     ('type: both empty', Action('input_text', text=''), Action('input_text', text=''), DEFAULT, True),
     ('type: non-ASCII, case', Action('input_text', text='orléans CENTRE'), Action('input_text', text='Orléans centre'),

@@ -14,7 +14,7 @@ from data_tools.actions import describe_action
 from data_tools.conversations import ConvertOptions, conversation_row
 from data_tools.prompts import PROMPT_FORMATS, Step
 from swift_ext.evaluation.cli import evaluate as eval_main
-from swift_ext.evaluation.inference import judge_all
+from swift_ext.evaluation.inference import Generation, judge_all
 from swift_ext.evaluation.matching import MatchOptions
 from swift_ext.evaluation.scoring import score
 from swift_ext.evaluation.steps import conversation_steps
@@ -117,8 +117,8 @@ def click_keys() -> set:
 def scored(prompt_format: str, predictions: dict) -> dict:
     steps = [s for n, row in enumerate(conversation_rows(prompt_format), 1)
              for s in conversation_steps(row, prompt_format, f'row {n}', n)]  # fmt: skip
-    texts = [predictions[(s.episode, s.step)] for s in steps]
-    return score(judge_all(steps, texts, prompt_format, MatchOptions()))
+    generations = [Generation(predictions[(s.episode, s.step)]) for s in steps]
+    return score(judge_all(steps, generations, prompt_format, MatchOptions()))
 
 
 @pytest.mark.parametrize('prompt_format', FORMATS)

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from swift_ext.evaluation.actions import Action
-from swift_ext.evaluation.inference import judge_all
+from swift_ext.evaluation.inference import Generation, judge_all
 from swift_ext.evaluation.matching import MatchOptions
 from swift_ext.evaluation.report import label_round, markdown_table
 from swift_ext.evaluation.scoring import score
@@ -45,7 +45,7 @@ def test_episode_success_needs_every_step_and_breakdowns_group_steps():
         step('3', 0, Action('wait'), 'Wait for response', app='Files', category='Tools', subsplits=('app_unseen',)),
     ]  # fmt: skip
     predictions = ['Open App: clock', 'Click on button with the text "Alarm"', 'Scroll down', 'garbage']
-    result = score(judge_all(steps, predictions, 'fedmabench', MatchOptions()))
+    result = score(judge_all(steps, [Generation(p) for p in predictions], 'fedmabench', MatchOptions()))
     overall = result['overall']
     assert overall == pytest.approx({
         'steps': 4, 'unparseable': 1, 'type_accuracy': 3 / 4, 'step_success': 2 / 4,
@@ -59,7 +59,7 @@ def test_episode_success_needs_every_step_and_breakdowns_group_steps():
     assert result['by_action_type']['click'] == {'steps': 1, 'unparseable': 0, 'type_accuracy': 1.0,
                                                  'step_success': 0.0, 'tfidf_step_accuracy': 1.0}  # fmt: skip
     table = markdown_table({'global_lora_1': result})
-    assert '| global_lora_1 | 4 | 3 | 1 | 75.0 | 50.0 | 33.3 | 75.0 | 66.7 |' in table
+    assert '| global_lora_1 | 4 | 3 | 1 | 75.0% | 50.0% | 33.3% | 75.0% | 66.7% |' in table
 
 
 def test_round_labels():
@@ -86,7 +86,7 @@ def test_structured_gold_with_bounds_makes_clicks_grounded(tmp_path):
            'images': ['a.png'], 'acts_origin': [json.dumps(act)], 'screen_sizes': [[1080, 2400]]}  # fmt: skip
     steps = conversation_steps(row, 'json', 'row 1', 1)
     assert steps[0].gold.bounds == (0, 0, 1080, 600) and steps[0].gold.screen == (1080, 2400)
-    verdicts = judge_all(steps, ['{"action_type": "click", "x": 1000, "y": 590}'], 'json', MatchOptions())
+    verdicts = judge_all(steps, [Generation('{"action_type": "click", "x": 1000, "y": 590}')], 'json', MatchOptions())
     assert verdicts[0].step_correct
 
 
@@ -104,3 +104,54 @@ def test_broken_structured_gold_names_the_row():
            'acts_origin': ['{"action_type": "click"']}  # fmt: skip
     with pytest.raises(StepError, match='test.jsonl:7: gold action is not JSON'):
         conversation_steps(row, 'fedmabench', 'test.jsonl:7', 7)
+
+
+def two_rounds() -> dict:
+    """Round 1 gets 1 of 2 steps right (50%), round 2 both (100%): one click, one scroll, two episodes."""
+    steps = [
+        step('1', 0, Action('click', target='Timer'), 'Click on button with the text "Timer"'),
+        step('2', 0, Action('scroll', direction='down'), 'Scroll down'),
+    ]
+    answers = {'global_lora_1': ['Click on button with the text "Alarm"', 'Scroll down'],
+               'global_lora_2': ['Click on button with the text "Timer"', 'Scroll down']}  # fmt: skip
+    return {
+        label: score(judge_all(steps, [Generation(a) for a in texts], 'fedmabench', MatchOptions()))
+        for label, texts in answers.items()
+    }
+
+
+def test_table_and_charts_share_the_percent_unit_and_charts_carry_a_title():
+    import matplotlib.pyplot as plt
+
+    from swift_ext.evaluation.report import by_type_figure, chart_title, overview_figure
+
+    results = two_rounds()
+    title = chart_title(results, {'run': 'v0-20250101', 'prompt_format': 'fedmabench'})
+    assert title == 'v0-20250101 · fedmabench · n = 2 steps, 2 episodes'
+    assert '| global_lora_1 | 2 | 2 | 0 | 100.0% | 50.0% | 50.0% |' in markdown_table(results)
+    overview = overview_figure(results, title)
+    axes = overview.axes[0]
+    assert axes.get_title() == title and '%' in axes.get_ylabel()
+    assert axes.yaxis.get_major_formatter()(50, 0) == '50%'
+    step_line = next(line for line in axes.get_lines() if line.get_label() == 'step success')
+    assert list(step_line.get_xdata()) == [1, 2] and list(step_line.get_ydata()) == [50.0, 100.0]
+    by_type = by_type_figure(results, title)
+    assert by_type.axes[0].get_title() == title
+    # bars per model in label order, types sorted: click 0% then 100%, scroll 100% twice
+    assert [bar.get_height() for bar in by_type.axes[0].patches] == [0.0, 100.0, 100.0, 100.0]
+    plt.close('all')
+
+
+def test_a_chart_without_data_says_so():
+    import matplotlib.pyplot as plt
+
+    from swift_ext.evaluation.report import NO_DATA, by_type_figure, chart_title, overview_figure
+
+    results = {'base': score([])}
+    title = chart_title(results, {'run': 'r', 'prompt_format': 'json'})
+    assert title == 'r · json · n = 0 steps, 0 episodes'
+    for figure in (overview_figure(results, title), by_type_figure(results, title)):
+        axes = figure.axes[0]
+        assert [text.get_text() for text in axes.texts] == [NO_DATA] and axes.get_legend() is None
+    assert [text.get_text() for text in overview_figure(two_rounds(), title).axes[0].texts] == []
+    plt.close('all')

@@ -131,6 +131,19 @@ def test_task_and_update_round_trip():
     assert decode_update(encode_update(ClientUpdate(result, x), 'float32'), client=9).result.client == 9
 
 
+def test_distributed_dp_travels_with_the_task_and_the_clip_bit_with_the_update():
+    from swift_ext.strategies.dp import ClientDp
+
+    x = {'a': torch.randn(3)}
+    for dp in (ClientDp(clip_norm=0.5, noise_stddev=0.01), ClientDp(0.5, 0.01, clip_bit_stddev=0.2, secure_rng=True)):
+        task = ClientTask(round_number=1, client=0, seed_offset=0, global_state=x, dp=dp)
+        assert decode_task(encode_task(task, RUN, 'float32'))[0].dp == dp
+    assert decode_task(encode_task(ClientTask(1, 0, 0, x), RUN, 'float32'))[0].dp is None
+    update = ClientUpdate(ClientResult(client=0, samples=8, loss=1.0), x, clip_bit=-0.37)
+    assert decode_update(encode_update(update, 'float32'), client=0).clip_bit == pytest.approx(-0.37)
+    assert decode_update(encode_update(ClientUpdate(update.result, x), 'float32'), client=0).clip_bit is None
+
+
 def test_registration_round_trip():
     registration = NodeRegistration({0: (8, 8), 4: (3, None)}, 'shared file data.jsonl, clients [0, 4]', ['ok'])
     decoded = NodeRegistration.from_payload(Payload.from_record_dict(registration.to_payload().to_record_dict()))
@@ -367,6 +380,23 @@ def test_certificates_serve_tls_on_loopback_and_node_keys_load(tmp_path):
         private = load_ssh_private_key(open(credentials.supernode_keys[index], 'rb').read(), None)
         public = load_ssh_public_key(open(credentials.supernode_public_key(index), 'rb').read())
         assert isinstance(private.curve, ec.SECP384R1) and private.public_key() == public
+
+
+def test_swift_ext_certs_writes_a_federation_s_credentials(tmp_path, capsys):
+    from swift_ext.cli.ext import main
+
+    assert main(['certs', '--output', str(tmp_path / 'c'), '--hosts', '10.0.0.5', 'superlink.example.org',
+                 '--supernodes', '2']) == 0  # fmt: skip
+    names = sorted(os.listdir(tmp_path / 'c'))
+    assert names == sorted(['ca.crt', 'ca.key', 'server.pem', 'server.key', 'supernode_0', 'supernode_0.pub',
+                            'supernode_1', 'supernode_1.pub'])  # fmt: skip
+    from cryptography import x509
+
+    certificate = x509.load_pem_x509_certificate((tmp_path / 'c' / 'server.pem').read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ['10.0.0.5']
+    assert names.get_values_for_type(x509.DNSName) == ['superlink.example.org']
+    assert 'register it' in capsys.readouterr().out
 
 
 def test_the_repository_declares_the_launcher_s_flower_app():

@@ -43,12 +43,13 @@ def weighted_mean_np(clients, name, global_np):
     return sum(w * (global_np + c[name].double().numpy()) for c, w in zip(clients, WEIGHTS)) / sum(WEIGHTS)
 
 
-def run_strategy(strategy, x0, rounds):
-    """Drive a strategy: each round the clients return global + offset_k. Returns the global state per round."""
+def run_strategy(strategy, x0, rounds, weights=WEIGHTS):
+    """Drive a strategy: each round the clients return global + offset_k, averaged with ``weights`` (what the round
+    loop passes: n_k, or 1 each with --fed_weighting uniform). Returns the global state per round."""
     states, x = [], x0
     for clients in rounds:
         mean = WeightedMean()
-        for offset, w in zip(clients, WEIGHTS):
+        for offset, w in zip(clients, weights, strict=True):
             mean.add({name: x[name] + offset[name] for name in x}, weight=w)
         x = strategy.aggregate(x, mean)
         states.append(x)
@@ -90,14 +91,15 @@ def test_fedavgm_hsu_2019():
     )
 
 
-@pytest.mark.parametrize(
-    'cls, second_moment',
-    [
-        (FedAdam, lambda v, d, b2: b2 * v + (1 - b2) * d**2),
-        (FedYogi, lambda v, d, b2: v - (1 - b2) * d**2 * np.sign(v - d**2)),
-        (FedAdagrad, lambda v, d, b2: v + d**2),
-    ],
-)
+# Reddi et al. 2021, Algorithm 2: v_t per variant.
+SECOND_MOMENTS = [
+    (FedAdam, lambda v, d, b2: b2 * v + (1 - b2) * d**2),
+    (FedYogi, lambda v, d, b2: v - (1 - b2) * d**2 * np.sign(v - d**2)),
+    (FedAdagrad, lambda v, d, b2: v + d**2),
+]
+
+
+@pytest.mark.parametrize('cls, second_moment', SECOND_MOMENTS)
 def test_fedopt_reddi_2021_algorithm_2(cls, second_moment):
     # m_t = b1 m + (1-b1) D;  v_t per variant (v_{-1} = tau^2);  x_{t+1} = x_t + eta m_t / (sqrt(v_t) + tau)
     eta, b1, b2, tau = 0.05, 0.9, 0.99, 1e-3
@@ -111,6 +113,33 @@ def test_fedopt_reddi_2021_algorithm_2(cls, second_moment):
 
     strategy = cls(server_lr=eta, beta1=b1, beta2=b2, tau=tau)
     assert_matches(run_strategy(strategy, x0, rounds), numpy_reference(x0, rounds, update))
+
+
+@pytest.mark.parametrize('cls, second_moment', SECOND_MOMENTS)
+def test_fedopt_uniform_weighting_is_the_papers_plain_client_mean(cls, second_moment):
+    # Algorithm 2: Delta_t = (1/|S|) sum_{k in S} (x_k - x_t), a plain mean over the sampled clients whatever their
+    # n_k. Client k returns x_t + offset_k, so Delta_t = mean_k(offset_k).
+    eta, b1, b2, tau = 0.05, 0.9, 0.99, 1e-3
+    x0, rounds = synthetic_rounds(9)
+    m, v = {}, {}
+    x = {name: t.double().numpy() for name, t in x0.items()}
+    expected = []
+    for clients in rounds:
+        for name in x:
+            delta = np.mean([offset[name].double().numpy() for offset in clients], axis=0)
+            m[name] = b1 * m.get(name, 0.0) + (1 - b1) * delta
+            v[name] = second_moment(v.get(name, np.full_like(delta, tau**2)), delta, b2)
+            x[name] = x[name] + eta * m[name] / (np.sqrt(v[name]) + tau)
+        expected.append(dict(x))
+
+    def strategy():
+        return cls(server_lr=eta, beta1=b1, beta2=b2, tau=tau)
+
+    assert_matches(run_strategy(strategy(), x0, rounds, weights=[1.0] * len(WEIGHTS)), expected)
+    # The default n_k weighting (n_k = WEIGHTS = 5, 1, 14) is not Algorithm 2.
+    by_samples = run_strategy(strategy(), x0, rounds)[-1]
+    gap = max(np.abs(by_samples[name].double().numpy() - expected[-1][name]).max() for name in SHAPES)
+    assert gap > 1e-3
 
 
 def test_fedopt_state_round_trip_continues_identically():

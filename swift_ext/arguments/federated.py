@@ -3,12 +3,17 @@
 This module imports nothing heavy: the ``swift sft`` hook reads the field names at interpreter start-up.
 """
 
+import math
 import re
 from dataclasses import dataclass, fields
 from typing import Dict, Literal, Optional
 
 FED_ALGS = ('fedavg', 'avg-epi', 'fedprox', 'scaffold', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'central')
 LOCAL_PATTERN = re.compile(r'^local(\d*)$')
+ADAPTIVE_CLIP_SETTINGS = ('dp_target_quantile', 'dp_clip_lr', 'dp_clipped_count_stddev')
+DP_SETTINGS = (
+    'dp_noise_multiplier', 'dp_target_epsilon', 'dp_delta', 'dp_mode', 'dp_adaptive_clip', 'dp_secure_rng',
+) + ADAPTIVE_CLIP_SETTINGS  # fmt: skip
 
 
 @dataclass
@@ -70,6 +75,37 @@ class FederatedArguments:
         fed_eval_prompt_format (str): The answer format of the data for that scoring: 'fedmabench' (natural
             language), 'json' or 'mobile_use'. Defaults to 'fedmabench'.
         fed_eval_max_new_tokens (int): Generation length for that scoring. Defaults to 64.
+        dp_clip_norm (Optional[float]): Turns on client-level differential privacy (DP-FedAvg, McMahan et al. 2018)
+            and sets the clip norm C: every sampled client's update y_k - x is scaled to L2 norm at most C over all
+            trainable tensors together, the sum of the clipped updates gets Gaussian noise N(0, (zC)^2) and is divided
+            by the number of sampled clients (uniform weights, fixed denominator), for every `fed_alg`. With
+            `dp_adaptive_clip` it is the first round's C. Not with 'scaffold' (its control variates would leave the
+            clients un-noised), 'central', 'local<k>' or 'avg-epi'. Defaults to None (no DP).
+        dp_noise_multiplier (Optional[float]): z, the noise standard deviation relative to C. 0 gives no privacy
+            (testing only). Defaults to None: derived from `dp_target_epsilon` over `round` rounds.
+        dp_target_epsilon (Optional[float]): The privacy budget epsilon (at `dp_delta`). Without
+            `dp_noise_multiplier`, z is the smallest noise that spends it in `round` rounds; with it, the run stops
+            before a round that would end above it. Epsilon is computed with dp-accounting's RDP accountant for
+            `client_sample` of `client_num` clients drawn without replacement (replace-one neighbours). Defaults to
+            None.
+        dp_delta (Optional[float]): delta of the (epsilon, delta) guarantee; required with DP and below
+            1 / `client_num`. Defaults to None.
+        dp_mode (Optional[str]): 'central': the server clips each update and adds the noise (it sees every raw
+            update). 'distributed': each client clips its own update and adds its share N(0, (zC)^2 / m) of the
+            noise (m = clients per round) before replying; the server only sums. Defaults to None ('central').
+        dp_adaptive_clip (bool): Adapt C every round towards the `dp_target_quantile` of the update norms (Andrew et
+            al. 2021, geometric update) from a noisy count of unclipped clients; part of the noise budget goes to
+            that count (`dp_clipped_count_stddev`). Defaults to False.
+        dp_target_quantile (Optional[float]): gamma, the fraction of updates that should be left unclipped.
+            Defaults to None (0.5, with `dp_adaptive_clip`).
+        dp_clip_lr (Optional[float]): eta_C, the learning rate of C <- C * exp(-eta_C (unclipped fraction - gamma)).
+            Defaults to None (0.2, Andrew et al., with `dp_adaptive_clip`).
+        dp_clipped_count_stddev (Optional[float]): sigma_b, the noise on the count of unclipped clients; the update
+            noise multiplier becomes (z^-2 - (2 sigma_b)^-2)^-1/2, so 2 sigma_b must exceed z. Defaults to None
+            (clients per round / 20, Andrew et al., with `dp_adaptive_clip`).
+        dp_secure_rng (bool): Draw the DP noise from the operating system's CSPRNG instead of generators seeded
+            with (seed, round, client), which anyone who knows the seed can recompute (and subtract). Real
+            deployments need it; runs are then not reproducible. Defaults to False.
         fed_engine (str): Where clients train. 'in_process': one after another in this process. 'flower': on Flower
             SuperNodes; this command starts a SuperLink and `supernodes` SuperNodes (each with a training worker that
             loads the model once) on 127.0.0.1 with TLS and SuperNode authentication, runs the same command line as a
@@ -113,6 +149,16 @@ class FederatedArguments:
     fed_eval_generation_rows: int = 0
     fed_eval_prompt_format: Literal['fedmabench', 'json', 'mobile_use'] = 'fedmabench'
     fed_eval_max_new_tokens: int = 64
+    dp_clip_norm: Optional[float] = None
+    dp_noise_multiplier: Optional[float] = None
+    dp_target_epsilon: Optional[float] = None
+    dp_delta: Optional[float] = None
+    dp_mode: Optional[Literal['central', 'distributed']] = None
+    dp_adaptive_clip: bool = False
+    dp_target_quantile: Optional[float] = None
+    dp_clip_lr: Optional[float] = None
+    dp_clipped_count_stddev: Optional[float] = None
+    dp_secure_rng: bool = False
     fed_engine: Literal['in_process', 'flower', 'simulation'] = 'in_process'
     supernodes: int = 2
     client_timeout: float = 1800.0
@@ -141,7 +187,55 @@ class FederatedArguments:
                 f'--fed_alg {self.fed_alg} names client {local_client}, but --client_num is '
                 f'{self.client_num} (clients are 0..{self.client_num - 1}).'
             )
+        self._check_dp()
         self._check_engine()
+
+    def _check_dp(self) -> None:
+        """Validate the ``--dp_*`` fields (client-level DP is on when ``--dp_clip_norm`` is given)."""
+        given = [f'--{name}' for name in DP_SETTINGS if getattr(self, name) not in (None, False)]
+        if self.dp_clip_norm is None:
+            if given:
+                raise ValueError(f'{", ".join(given)}: client-level DP is on only with --dp_clip_norm C.')
+            return
+        if not self.dp_clip_norm > 0:
+            raise ValueError(f'--dp_clip_norm must be > 0, got {self.dp_clip_norm}.')
+        if self.dp_noise_multiplier is None and self.dp_target_epsilon is None:
+            raise ValueError('Client-level DP needs --dp_noise_multiplier z or --dp_target_epsilon eps (z derived).')
+        if self.dp_noise_multiplier is not None and not self.dp_noise_multiplier >= 0:
+            raise ValueError(f'--dp_noise_multiplier must be >= 0, got {self.dp_noise_multiplier}.')
+        if self.dp_target_epsilon is not None and not self.dp_target_epsilon > 0:
+            raise ValueError(f'--dp_target_epsilon must be > 0, got {self.dp_target_epsilon}.')
+        if self.dp_delta is None or not 0 < self.dp_delta < 1 / self.client_num:
+            raise ValueError(
+                f'--dp_delta must be given, > 0 and below 1/client_num = {1 / self.client_num:.4g} (a delta of '
+                f"1/client_num allows publishing one client's data outright), got {self.dp_delta}; e.g. 1e-5."
+            )
+        if not math.isfinite(self.dp_clip_norm) and (self.dp_noise_multiplier != 0 or self.dp_adaptive_clip):
+            raise ValueError('--dp_clip_norm inf is only allowed with --dp_noise_multiplier 0 (no privacy).')
+        refused = {
+            'scaffold': "SCAFFOLD's control-variate updates would reach the server un-clipped and un-noised",
+            'central': 'one pooled client has no client-level privacy to protect',
+            'avg-epi': 'it weighs clients by episodes; use --fed_alg fedavg (uniform weights with DP)',
+        }
+        if self.fed_alg in refused or self.local_client is not None:
+            reason = refused.get(self.fed_alg, 'one fixed client every round is not sampled')
+            raise ValueError(
+                f'--dp_clip_norm: client-level DP is not available with --fed_alg {self.fed_alg}: {reason}.'
+            )
+        if self.fed_weighting not in (None, 'uniform'):
+            raise ValueError(
+                f'--fed_weighting {self.fed_weighting} with client-level DP: DP-FedAvg weighs every client 1 with a '
+                'fixed denominator (the bounded-weight variant of McMahan et al. is not implemented). Use '
+                '--fed_weighting uniform, or leave it unset (uniform with DP).'
+            )
+        adaptive_only = [name for name in ADAPTIVE_CLIP_SETTINGS if getattr(self, name) is not None]
+        if adaptive_only and not self.dp_adaptive_clip:
+            raise ValueError(f'{", ".join(f"--{n}" for n in adaptive_only)} need --dp_adaptive_clip true.')
+        if self.dp_target_quantile is not None and not 0 <= self.dp_target_quantile <= 1:
+            raise ValueError(f'--dp_target_quantile must be in [0, 1], got {self.dp_target_quantile}.')
+        for name in ('dp_clip_lr', 'dp_clipped_count_stddev'):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f'--{name} must be > 0, got {getattr(self, name)}.')
 
     def _check_engine(self) -> None:
         """Validate the Flower engine fields (``--fed_engine`` and what goes with it)."""
@@ -200,9 +294,11 @@ class FederatedArguments:
 
     @property
     def weighting(self) -> str:
-        """The effective ``fed_weighting``."""
+        """The effective ``fed_weighting`` (uniform under client-level DP)."""
         if self.fed_weighting is not None:
             return self.fed_weighting
+        if self.dp_clip_norm is not None:
+            return 'uniform'
         return 'episodes' if self.fed_alg == 'avg-epi' else 'samples'
 
 

@@ -4,7 +4,7 @@
 ``apply_strategy`` acts on it; ``write_kept_rows`` copies the good rows for training.
 """
 
-from .check import check_conversations_file, check_row, write_kept_rows
+from .check import check_conversations_file, check_row, template_inputs, write_kept_rows
 from .report import BadRow, CheckReport
 from .rules import RULES
 from .strategy import STRATEGIES, apply_strategy
@@ -17,5 +17,6 @@ __all__ = [
     'apply_strategy',
     'check_conversations_file',
     'check_row',
+    'template_inputs',
     'write_kept_rows',
 ]

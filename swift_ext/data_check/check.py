@@ -19,11 +19,16 @@ def _unlimited(template: Any) -> Iterator[Any]:
         template.max_length = max_length
 
 
+def template_inputs(row: Row) -> Dict[str, Any]:
+    """A row that passed the structural rules, as ms-swift's ``template.encode`` takes it: messages and images."""
+    messages = [{'role': ROLE_ALIASES[turn['role']], 'content': turn['content']} for turn in turns(row)]
+    return {'messages': messages, 'images': image_paths(row)}
+
+
 def encoded_length(template: Any, row: Row) -> int:
     """Tokens of ``row`` as ms-swift trains it (image tokens included), with ``template`` in train mode."""
-    messages = [{'role': ROLE_ALIASES[turn['role']], 'content': turn['content']} for turn in turns(row)]
     with _unlimited(template):
-        return len(template.encode({'messages': messages, 'images': image_paths(row)})['input_ids'])
+        return len(template.encode(template_inputs(row))['input_ids'])
 
 
 def length_problem(template: Any, row: Row, max_length: int) -> Optional[Dict[str, str]]:
@@ -41,12 +46,23 @@ def length_problem(template: Any, row: Row, max_length: int) -> Optional[Dict[st
     return None
 
 
+def json_error_position(error: json.JSONDecodeError, text: str) -> str:
+    """The decoder's message at its 1-based column in ``text`` (one line, without its newline: with it, the decoder
+    would place an error at the end of the line on "line 2 column 1"), saying so when the row is cut off."""
+    where = 'column' if error.msg.endswith(' at') else 'at column'
+    detail = f'{error.msg} {where} {error.pos + 1}'
+    if error.pos >= len(text) or error.msg.startswith('Unterminated string'):
+        detail += f'; the line ends at column {len(text)}: the row is cut off'
+    return detail
+
+
 def check_row(line: str, template: Any = None, max_length: Optional[int] = None) -> Optional[Dict[str, str]]:
     """None for a good row, else {'reason', 'detail'} from the first failing check."""
+    text = line.rstrip('\r\n')
     try:
-        row = json.loads(line)
+        row = json.loads(text)
     except json.JSONDecodeError as error:
-        return {'reason': 'invalid_json', 'detail': f'{error.msg} at column {error.colno}'}
+        return {'reason': 'invalid_json', 'detail': json_error_position(error, text)}
     if not isinstance(row, dict):
         return {'reason': 'invalid_json', 'detail': f'a row must be a JSON object, got {type(row).__name__}'}
     for reason, rule in RULES.items():

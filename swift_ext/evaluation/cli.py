@@ -10,22 +10,29 @@ Score existing results (``swift infer --result_path R.jsonl``)::
     swift-ext-eval --results R1.jsonl R2.jsonl --prompt_format fedmabench --output_dir eval/ [--dataset test.jsonl]
 
 Writes metrics.json, metrics.md, images/*.png and predictions_{label}.jsonl (one verdict per step).
+
+Generation resizes images as the evaluated run was trained: the ``pixel_settings.json`` of ``--run_dir`` (and of
+the run directory holding each ``--adapters`` entry) sets MAX_PIXELS, MIN_PIXELS, ...; ``--max_pixels`` /
+``--min_pixels`` override it (``swift_ext.template.pixel_settings``).
 """
 
 import argparse
 import dataclasses
 import glob
 import json
+import logging
 import os
 import re
 from typing import Dict, List, Optional, Sequence
 
-from swift_ext.evaluation.inference import adapter_engines, generate, judge_all
+from swift_ext.evaluation.inference import Generation, adapter_engines, generate, judge_all
 from swift_ext.evaluation.matching import DISTANCES, MatchOptions
 from swift_ext.evaluation.parsers import PARSERS
 from swift_ext.evaluation.report import label_round, write_report
 from swift_ext.evaluation.scoring import score, verdict_row
 from swift_ext.evaluation.steps import EvalStep, read_steps
+
+logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen = parser.add_argument_group('generation')
     gen.add_argument('--max_new_tokens', type=int, default=128)
     gen.add_argument('--batch_size', type=int, default=4)
+    gen.add_argument('--max_pixels', type=int, help="resize images to at most this many pixels (default: the run's "
+                     'pixel_settings.json, else MAX_PIXELS of the environment)')  # fmt: skip
+    gen.add_argument('--min_pixels', type=int, help="resize images to at least this many pixels (default: the run's "
+                     'pixel_settings.json, else MIN_PIXELS of the environment)')  # fmt: skip
     match = parser.add_argument_group('matching (see swift_ext/evaluation/matching.py)')
     match.add_argument('--prompt_format', default='fedmabench', choices=sorted(PARSERS))
     match.add_argument('--box_scale', type=float, default=MatchOptions.box_scale)
@@ -95,6 +106,12 @@ def _write_predictions(output_dir: str, label: str, verdicts: Sequence) -> None:
             f.write(json.dumps(verdict_row(verdict), ensure_ascii=False) + '\n')
 
 
+def run_directories(args: argparse.Namespace) -> List[str]:
+    """The run directories whose pixel settings apply: --run_dir and the directory holding each --adapters entry."""
+    parents = [os.path.dirname(os.path.normpath(adapter)) for adapter in args.adapters]
+    return list(dict.fromkeys(([args.run_dir] if args.run_dir else []) + parents))
+
+
 def _generated(args: argparse.Namespace, options: MatchOptions) -> Dict[str, list]:
     steps = with_subsplits(read_steps(args.dataset, args.prompt_format), args.test_subsplits)
     steps = steps[: args.limit] if args.limit else steps
@@ -105,8 +122,9 @@ def _generated(args: argparse.Namespace, options: MatchOptions) -> Dict[str, lis
     verdicts = {}
     for adapter, engine in adapter_engines(args.model, targets, model_type, template):
         label = os.path.basename(os.path.normpath(adapter)) if adapter else 'base'
-        texts = generate(engine, steps, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-        verdicts[label] = judge_all(steps, texts, args.prompt_format, options)
+        logger.info(f'generating with {label} ({adapter or args.model}) on {len(steps)} steps')
+        generations = generate(engine, steps, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+        verdicts[label] = judge_all(steps, generations, args.prompt_format, options)
     return verdicts
 
 
@@ -121,7 +139,7 @@ def _scored_results(args: argparse.Namespace, options: MatchOptions) -> Dict[str
         label = os.path.splitext(os.path.basename(path))[0]
         if label in verdicts:
             raise ValueError(f'--results: two files are named {label}.jsonl; labels come from file names, rename one')
-        verdicts[label] = judge_all(steps, [s.prediction for s in steps], args.prompt_format, options)
+        verdicts[label] = judge_all(steps, [Generation(s.prediction) for s in steps], args.prompt_format, options)
     return verdicts
 
 
@@ -133,23 +151,49 @@ def evaluate(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
         parser.error('pass either --results FILE... (score) or --model with --dataset (generate and score)')
     if args.model and not args.dataset:
         parser.error('--model needs --dataset (the test jsonl)')
+    if args.results and (args.max_pixels or args.min_pixels):
+        parser.error('--max_pixels/--min_pixels resize images for generation; --results files are already generated')
     options = MatchOptions(
         box_scale=args.box_scale, distance_threshold=args.distance_threshold, distance=args.distance,
         text_f1_threshold=args.text_f1_threshold,
     )  # fmt: skip
-    verdicts = _scored_results(args, options) if args.results else _generated(args, options)
+    settings = {'run': _run_name(args), 'prompt_format': args.prompt_format, **dataclasses.asdict(options)}
+    if args.results:
+        verdicts = _scored_results(args, options)
+    else:
+        from swift_ext.template.pixel_settings import PixelSettingsError, describe, use_run_pixel_settings
+
+        try:  # before any processor loads
+            pixels = use_run_pixel_settings(run_directories(args), args.max_pixels, args.min_pixels)
+        except PixelSettingsError as exc:
+            parser.error(str(exc))
+        logger.info(f'images resized with {describe(pixels)}')
+        settings['pixel_settings'] = pixels
+        verdicts = _generated(args, options)
     os.makedirs(args.output_dir, exist_ok=True)
     for label, label_verdicts in verdicts.items():
         _write_predictions(args.output_dir, label, label_verdicts)
     results = {label: score(label_verdicts) for label, label_verdicts in verdicts.items()}
-    settings = {'prompt_format': args.prompt_format, **dataclasses.asdict(options)}
     for path in write_report(results, args.output_dir, settings):
         print(path)
     return results
 
 
+def _run_name(args: argparse.Namespace) -> str:
+    """What the report is about, for chart titles: the run directory's name, else the dataset or result files."""
+    if args.run_dir:
+        return os.path.basename(os.path.normpath(args.run_dir))
+    return ', '.join(os.path.basename(path) for path in (args.results or [args.dataset]))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Console-script entry (``swift-ext-eval``); exits 0 on success."""
+    """Console-script entry (``swift-ext-eval``): progress (which model generates, image resolution) is logged to
+    stderr; exits 0 on success."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter('[swift-ext-eval] %(message)s'))
+    package_logger = logging.getLogger('swift_ext')
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.INFO)
     evaluate(argv)
 
 

@@ -6,11 +6,14 @@ Qwen2.5-VL), one rule per action type in ``RULES``; every threshold is a field o
   included) enlarged about its centre by ``box_scale``; without bounds, correct iff
   ``distance(pred, gold) <= distance_threshold`` (``DISTANCES``: ``diagonal`` = pixel distance / screen diagonal,
   ``axis`` = AitW's Euclidean distance after scaling x by width and y by height). When the screen size is known
-  (and the gold point lies on it), a predicted point outside the screen is wrong. When a format names the element
-  instead of a point (FedMABench natural language), the normalised labels must be equal; a point cannot match a
-  label.
-* input_text / open_app: ``text_match``: normalised equality, or either text contains the other (both non-empty),
-  or token F1 > ``text_f1_threshold``.
+  (and the gold point lies on it), a predicted point outside the screen is wrong. When the prediction names the
+  element instead of a point (FedMABench natural language), the gold must name one too (its answer text does, also
+  when the gold step comes from ``acts_origin``) and the normalised labels must be equal. A predicted point against
+  a gold that only names its element (no point known) is wrong.
+* input_text / open_app: ``text_match`` on the normalised texts (``normalize_text``): equal; or the shorter is a run
+  of whole tokens of the longer and at least ``CONTAINMENT_MIN_SHARE`` of its characters (spaces included), so that
+  ``men shoes`` matches ``men shoes size 9`` but ``e`` does not match an e-mail address, ``a`` not ``maps``, ``ramp``
+  not ``rampant``, nor ``a`` the text ``a b c d e f``; or token F1 > ``text_f1_threshold``.
 * scroll: same direction (Android-Control convention; mobile_use swipes are converted by the parser).
 * status: same goal status. navigate_home / navigate_back / wait: the type alone.
 """
@@ -71,12 +74,24 @@ def token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+#: the least share of the longer text's characters a contained text must have to match it
+CONTAINMENT_MIN_SHARE = 0.5
+
+
+def token_containment(prediction: str, gold: str) -> bool:
+    """Whether the shorter normalised text is a contiguous run of whole tokens of the longer one and has at least
+    CONTAINMENT_MIN_SHARE of its characters (both non-empty)."""
+    shorter, longer = sorted((normalize_text(prediction), normalize_text(gold)), key=len)
+    if not shorter or len(shorter) < CONTAINMENT_MIN_SHARE * len(longer):
+        return False
+    return f' {shorter} ' in f' {longer} '
+
+
 def text_match(prediction: str, gold: str, options: MatchOptions) -> bool:
+    """Typed text or app name: normalised equality, token containment (``token_containment``) or token F1 above
+    ``options.text_f1_threshold`` (the module docstring)."""
     pred, ref = normalize_text(prediction), normalize_text(gold)
-    if pred == ref:
-        return True
-    contained = bool(pred) and bool(ref) and (pred in ref or ref in pred)
-    return contained or token_f1(pred, ref) > options.text_f1_threshold
+    return pred == ref or token_containment(pred, ref) or token_f1(pred, ref) > options.text_f1_threshold
 
 
 def in_box(point: Point, bounds: Tuple[float, float, float, float], scale: float) -> bool:
@@ -91,9 +106,8 @@ def _on_screen(point: Point, screen: Tuple[float, float]) -> bool:
 
 
 def _press_match(pred: Action, gold: Action, options: MatchOptions) -> bool:
-    if gold.target is not None or pred.target is not None:
-        both = gold.target is not None and pred.target is not None
-        return both and normalize_text(pred.target) == normalize_text(gold.target)
+    if pred.target is not None:
+        return gold.target is not None and normalize_text(pred.target) == normalize_text(gold.target)
     if pred.point is None or gold.point is None:
         return False
     # A gold point outside the stated screen means the stated size is not the device's (real Android-Control has

@@ -38,10 +38,14 @@ class StepVerdict:
     subsplits: Sequence[str]
     gold_text: str
     prediction: str
+    prompt_tokens: Optional[int] = None
 
 
-def judge(step: EvalStep, prediction: str, prompt_format: str, options: MatchOptions) -> StepVerdict:
-    """The verdict on ``prediction`` (model text) for ``step``."""
+def judge(
+    step: EvalStep, prediction: str, prompt_format: str, options: MatchOptions, prompt_tokens: Optional[int] = None
+) -> StepVerdict:
+    """The verdict on ``prediction`` (model text) for ``step``; ``prompt_tokens``: the prompt length the model saw
+    (images included), when known."""
     pred = parse_action(prediction, prompt_format)
     similarity = tfidf_cosine(step.gold_text, prediction)
     return StepVerdict(
@@ -59,6 +63,7 @@ def judge(step: EvalStep, prediction: str, prompt_format: str, options: MatchOpt
         subsplits=tuple(step.subsplits),
         gold_text=step.gold_text,
         prediction=prediction,
+        prompt_tokens=prompt_tokens,
     )
 
 

@@ -9,10 +9,16 @@ Two row kinds are read:
 
 The gold action of step k comes from the row's structured actions when present (``acts_origin[k]`` in episode rows,
 ``act_origin`` in step rows; Android-Control JSON, with optional ``bounds`` and ``screen_size`` keys, and
-``screen_sizes[k]`` / ``screen_size`` columns), else from parsing the gold answer text in the prompt format.
+``screen_sizes[k]`` / ``screen_size`` columns), else from parsing the gold answer text in the prompt format. A
+structured click or long press also gets the element label its gold answer names (FedMABench's ``Click on button
+with the text "X"``), so that a prediction naming the element can match it (``matching``).
 Rows keep ``episode_id`` (else the row number is the episode), ``app``, ``category`` and ``test_subsplits``.
+
+Turns may be dicts or JSON strings of dicts: ms-swift stores the ``messages`` of a loaded dataset that way (its
+``List(Json())`` feature), and the round loop evaluates such rows.
 """
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -53,11 +59,24 @@ def read_jsonl(path: str) -> Iterator[Tuple[int, Dict]]:
         yield line_no, row
 
 
+def _turns(row: Mapping, column: str, where: str) -> List[Mapping]:
+    """The turns of ``row[column]``, each a dict; JSON-string turns (ms-swift's stored messages) are decoded."""
+    turns = row[column]
+    try:
+        turns = json.loads(turns) if isinstance(turns, str) else turns
+        turns = [json.loads(turn) if isinstance(turn, str) else turn for turn in turns]
+    except json.JSONDecodeError as exc:
+        raise StepError(f'{where}: a "{column}" turn is a string but not JSON ({exc})') from exc
+    if not isinstance(turns, list) or not all(isinstance(turn, Mapping) for turn in turns):
+        raise StepError(f'{where}: "{column}" must be a list of turn objects')
+    return turns
+
+
 def _messages(row: Mapping, where: str) -> List[Dict[str, str]]:
     if 'messages' in row:
-        turns = [(turn['role'], turn['content']) for turn in row['messages']]
+        turns = [(turn['role'], turn['content']) for turn in _turns(row, 'messages', where)]
     elif 'conversations' in row:
-        turns = [(turn['from'], turn['value']) for turn in row['conversations']]
+        turns = [(turn['from'], turn['value']) for turn in _turns(row, 'conversations', where)]
     else:
         raise StepError(f'{where}: no "conversations" or "messages" column; write rows with data_tools.conversations')
     unknown = [role for role, _ in turns if role not in ROLES]
@@ -89,12 +108,18 @@ def _with_screen(act: object, size: Optional[Sequence[int]]) -> object:
 
 
 def _gold(text: str, structured: Optional[object], prompt_format: str, where: str) -> Action:
+    gold = parse_action(text, prompt_format)
     if structured is not None:
         try:
-            return gold_action(structured)
+            action = gold_action(structured)
         except GoldActionError as exc:
             raise StepError(f'{where}: {exc}') from exc
-    gold = parse_action(text, prompt_format)
+        if gold.type not in (UNPARSEABLE, action.type):
+            raise StepError(
+                f'{where}: gold answer {text!r} is a {gold.type} but its structured action is a {action.type}; '
+                're-convert the row so that both describe the same step'
+            )
+        return dataclasses.replace(action, target=gold.target) if gold.target is not None else action
     if gold.type == UNPARSEABLE:
         raise StepError(
             f'{where}: gold answer {text!r} is not a {prompt_format!r} action; pass the --prompt_format the data was '

@@ -28,6 +28,21 @@ from safetensors.torch import load_file, save_file
 from .state import State
 
 CHECKPOINT_DIR = 'fed_checkpoint'
+RUN_IDENTITY = ('fed_alg', 'client_num', 'seed')  # what a resumed run must share with the run it continues
+
+
+def check_identity(recorded: Dict[str, Any], identity: Dict[str, Any], source: str) -> None:
+    """Raise ``ValueError`` when the ``RUN_IDENTITY`` values ``recorded`` in ``source`` differ from ``identity``."""
+    differ = [
+        f'--{key} {recorded.get(key)} (given: {identity[key]})'
+        for key in RUN_IDENTITY
+        if recorded.get(key) != identity[key]
+    ]
+    if differ:
+        raise ValueError(
+            f'--resume: {source} records {", ".join(differ)}. A resumed run continues with the arguments it was '
+            'started with: resume with those, or start a new run without --resume.'
+        )
 
 
 @dataclass
@@ -109,13 +124,21 @@ class CheckpointStore:
             shutil.rmtree(previous, ignore_errors=True)
         return final
 
-    def load_latest(self) -> Optional[RoundCheckpoint]:
-        """The last complete checkpoint (RNG states restored), or None when the run has none."""
+    def latest_meta(self) -> Optional[Dict[str, Any]]:
+        """``meta.json`` of the last complete checkpoint (round counter and run identity), or None; reads no tensors
+        and restores no RNG state."""
         path = self.latest_path()
         if path is None:
             return None
         with open(os.path.join(path, 'meta.json'), encoding='utf-8') as f:
-            meta = json.load(f)
+            return json.load(f)
+
+    def load_latest(self) -> Optional[RoundCheckpoint]:
+        """The last complete checkpoint (RNG states restored), or None when the run has none."""
+        meta = self.latest_meta()
+        if meta is None:
+            return None
+        path = self.latest_path()
         restore_rng_state(load_file(os.path.join(path, 'rng.safetensors')), meta.pop('rng'))
         return RoundCheckpoint(
             round_number=meta['round'],

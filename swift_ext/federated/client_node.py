@@ -11,6 +11,9 @@ the client side of every algorithm exists once:
   c_i+ = c_i - c + (x - y_i) / sum_k eta_k; c_i stays in the node's :class:`ControlStore` and only
   Delta c_i = c_i+ - c_i travels. A client whose steps all had learning rate 0 did not move and has no
   information for c_i: it keeps c_i (Delta c_i = 0) and says so in ``detail``.
+- distributed DP (``task.dp``): the client clips Delta_k = y_k - x, adds its noise share and replies with that
+  instead of y_k (``strategies.dp.ClientDp``); its seeded noise comes from (seed, round, client), never the global
+  RNGs.
 
 Anything raised while a client trains becomes a ``failed`` update carrying the error, so the server's
 ``--client_failure`` decides, whatever the transport.
@@ -102,14 +105,15 @@ class ClientNode:
         self.controls = controls
 
     def train(self, task: ClientTask) -> ClientUpdate:
-        """One client's round: train from ``task.global_state`` on its rows; never raises for a training error."""
-        positions = self.data.rows(task.client)
-        result = ClientResult(client=task.client, samples=len(positions), episodes=self.data.episodes(task.client))
-        if len(positions) == 0:
-            logger.warning(f'[swift_ext] round {task.round_number}: client {task.client} has no rows; skipped.')
-            result.status = EMPTY
-            return ClientUpdate(result)
+        """One client's round: train from ``task.global_state`` on its rows; never raises for a client's error."""
+        result = ClientResult(client=task.client)
         try:
+            positions = self.data.rows(task.client)
+            result.samples, result.episodes = len(positions), self.data.episodes(task.client)
+            if len(positions) == 0:
+                logger.warning(f'[swift_ext] round {task.round_number}: client {task.client} has no rows; skipped.')
+                result.status = EMPTY
+                return ClientUpdate(result)
             return self._train(task, positions, result)
         except Exception as error:  # noqa: BLE001 -- the server applies --client_failure to every client error
             logger.error(
@@ -146,6 +150,9 @@ class ClientNode:
             self.model, self.trainer_factory, training_args, self.data.encode(self.data.train.select(rows)), result,
             **trainer_kwargs,
         )  # fmt: skip
+        if task.dp is not None:
+            noised, clip_bit = task.dp.apply(task.global_state, state, local.seed, task.round_number, task.client)
+            return ClientUpdate(result, noised, clip_bit=clip_bit)
         if correction is None:
             return ClientUpdate(result, state)
         delta = self._finish_scaffold(task, client_control, state, correction.lr_sum, result)

@@ -17,6 +17,7 @@ import numpy as np
 from datasets import Dataset as HfDataset
 
 from ..data_check import CheckReport, write_kept_rows
+from .data_requirements import require_episodes
 
 SOURCE_COLUMN = '_fed_source'
 ROW_COLUMN = '_fed_row'
@@ -58,8 +59,9 @@ def describe_row(path: str, row: int, line_numbers: Optional[Sequence[int]] = No
     return f'{path} row {row}'
 
 
-def read_client_column(dataset: HfDataset, path: str, client_num: int) -> List[int]:
-    """Validated client ids from the ``client_id``/``client_number`` column; errors name every bad line."""
+def read_client_column(dataset: HfDataset, origin: FileOrigin, client_num: int) -> List[int]:
+    """Validated client ids from the ``client_id``/``client_number`` column of rows that come from ``origin``;
+    errors name every bad line of the user's file."""
     column = CLIENT_COLUMN if CLIENT_COLUMN in dataset.column_names else LEGACY_CLIENT_COLUMN
     values = dataset[column]
     bad = [
@@ -71,8 +73,10 @@ def read_client_column(dataset: HfDataset, path: str, client_num: int) -> List[i
         or not 0 <= int(value) < client_num
     ]
     if bad:
-        lines = file_line_numbers(path)
-        shown = ', '.join(f'{describe_row(path, row, lines)} ({column}={values[row]!r})' for row in bad[:10])
+        lines = file_line_numbers(origin.path)
+        shown = ', '.join(
+            f'{describe_row(origin.path, origin.rows[row], lines)} ({column}={values[row]!r})' for row in bad[:10]
+        )
         more = f' and {len(bad) - 10} more' if len(bad) > 10 else ''
         raise ValueError(
             f'{column} must be an integer in [0, {client_num}) (--client_num {client_num}): {shown}{more}.'
@@ -81,6 +85,15 @@ def read_client_column(dataset: HfDataset, path: str, client_num: int) -> List[i
 
 
 Partitioner = Callable[[HfDataset, int, str, int], List[int]]
+
+
+def partition_rows(
+    dataset: HfDataset, path: str, client_num: int, partition: str, seed: int, partitioner: Partitioner
+) -> List[int]:
+    """The client of every row of ``path`` by ``partitioner``; ``ValueError`` with the numbers when the file has
+    fewer episodes than clients."""
+    require_episodes(dataset, path, client_num, partition)
+    return partitioner(dataset, client_num, partition, seed)
 
 
 @dataclass
@@ -100,14 +113,16 @@ class RowTagger:
     def tag(self, dataset: HfDataset, path: str) -> HfDataset:
         """Rows of a derived file are tagged with their source file and row, so reports name the user's file."""
         has_column = CLIENT_COLUMN in dataset.column_names or LEGACY_CLIENT_COLUMN in dataset.column_names
+        origin = self.origins.get(path, FileOrigin(path, list(range(len(dataset))), len(dataset)))
         if has_column:
-            client_ids = read_client_column(dataset, path, self.client_num)
+            client_ids = read_client_column(dataset, origin, self.client_num)
             dataset = dataset.remove_columns(
                 [c for c in (CLIENT_COLUMN, LEGACY_CLIENT_COLUMN) if c in dataset.column_names]
             )
         else:
-            client_ids = self.partitioner(dataset, self.client_num, self.partition, self.seed)
-        origin = self.origins.get(path, FileOrigin(path, list(range(len(dataset))), len(dataset)))
+            client_ids = partition_rows(
+                dataset, origin.path, self.client_num, self.partition, self.seed, self.partitioner
+            )
         self.files.append(DatasetFile(origin.path, origin.num_rows, 'column' if has_column else self.partition))
         dataset = dataset.add_column(SOURCE_COLUMN, [origin.path] * len(dataset))
         dataset = dataset.add_column(ROW_COLUMN, origin.rows)
@@ -150,7 +165,7 @@ def original_row_clients(
             if isinstance(row, dict) and (CLIENT_COLUMN in row or LEGACY_CLIENT_COLUMN in row):
                 return None
             episodes.append(row.get('episode_id') if isinstance(row, dict) else None)
-    return partitioner(HfDataset.from_dict({'episode_id': episodes}), client_num, partition, seed)
+    return partition_rows(HfDataset.from_dict({'episode_id': episodes}), path, client_num, partition, seed, partitioner)
 
 
 def write_checked_copy(report: CheckReport, checked_path: str, tagger: RowTagger) -> str:

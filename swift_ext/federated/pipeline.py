@@ -12,14 +12,14 @@ import gc
 import os
 import sys
 from dataclasses import fields
-from functools import partial
-from typing import Any, Dict, List, Optional, Tuple, Union
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from datasets import Dataset as HfDataset
 from swift.dataset import LazyLLMDataset
 from swift.pipelines import SwiftSft
 from swift.trainers import TrainerFactory
-from swift.utils import append_to_jsonl, get_logger, is_master, parse_args
+from swift.utils import get_logger, is_master, parse_args
 
 from data_tools.partition import assign_client_ids
 
@@ -28,10 +28,13 @@ from ..data_check import apply_strategy, check_conversations_file
 from ..legacy_args import translate_legacy_argv, unknown_argument_hint, unknown_flags
 from ..strategies import ServerConfig, build_strategy
 from ..template import register_checked_templates
+from ..template.pixel_settings import current_pixel_settings, read_pixel_settings, record_pixel_settings
+from ..template.pixel_settings import describe as describe_pixels
 from .checkpoint import CheckpointStore
 from .client_controls import ControlStore
 from .client_node import ClientData, ClientNode, LocalTraining
 from .client_trainer import make_client_trainer_cls
+from .data_requirements import require_kept_rows, warn_clients_without_rows
 from .dataset import (
     ClientMembership,
     Partitioner,
@@ -42,10 +45,15 @@ from .dataset import (
     write_checked_copy,
 )
 from .global_model import GlobalEvaluation, SwiftGlobalModel
-from .round_loop import RoundLoop, RoundPlan
+from .jsonl_log import append_row, drop_incomplete_tail
+from .resume import resume_point
+from .round_loop import RoundLoop, RoundPlan, check_privacy_resumable
 from .run_log import FedRunLog
 from .state import get_trainable_state
 from .transport import ClientTransport, InProcessTransport
+
+if TYPE_CHECKING:
+    from ..privacy import ClientLevelDp
 
 logger = get_logger()
 
@@ -102,6 +110,7 @@ class FedSwiftSft(SwiftSft):
             f'[swift_ext] rows per client: {sizes} (clients from: '
             f'{", ".join(sorted({f.client_source for f in tagger.files}))})'
         )
+        warn_clients_without_rows(sizes)
         if args.weighting == 'episodes' and 'episode_id' not in train.column_names:
             raise ValueError('--fed_weighting episodes (or --fed_alg avg-epi) needs an `episode_id` column in the data')
         if args.fed_eval_every and val is None:
@@ -127,9 +136,9 @@ class FedSwiftSft(SwiftSft):
                 logger.info(f'[swift_ext] dataset check: {report.summary()}')
                 self.dataset_checks.append(report.summary())
                 name = os.path.basename(path)
-                apply_strategy(
-                    report, args.dataset_check_strategy, os.path.join(args.output_dir, f'data_check_{name}.json')
-                )
+                report_path = os.path.join(args.output_dir, f'data_check_{name}.json')
+                apply_strategy(report, args.dataset_check_strategy, report_path)
+                require_kept_rows(report, args.dataset_check_strategy, report_path)
                 if report.bad:
                     path = write_checked_copy(report, os.path.join(args.output_dir, f'checked_{name}'), tagger)
             datasets.append(path + sep + sample)
@@ -168,7 +177,11 @@ class FedSwiftSft(SwiftSft):
         ``global_lora_{r}`` and evaluating) and ``args.json``; returns the ``--val_dataset`` rows (or None). No
         training row is opened: those stay on the nodes."""
         args = self.args
+        self._check_pixel_settings()
+        self._check_privacy_resumable()
         args.save_args()
+        if is_master():
+            record_pixel_settings(args.output_dir)
         val = None
         if args.val_dataset:
             dataset, args.dataset = args.dataset, []  # ms-swift's own loader, for the validation files only
@@ -251,12 +264,59 @@ class FedSwiftSft(SwiftSft):
             evaluation,
         )
         run_log = FedRunLog(args.output_dir, args.logging_dir) if is_master() else None
-        return RoundLoop(plan, strategy, transport, global_model, CheckpointStore(args.output_dir), run_log)
+        store = CheckpointStore(args.output_dir)
+        return RoundLoop(plan, strategy, transport, global_model, store, run_log, privacy=self.privacy)
+
+    @cached_property
+    def privacy(self) -> Optional['ClientLevelDp']:
+        """Client-level DP from ``--dp_*`` (validated by the arguments), or None without ``--dp_clip_norm``."""
+        args = self.args
+        if args.dp_clip_norm is None:
+            return None
+        from ..privacy import CENTRAL, ClientLevelDp, DpConfig  # dp-accounting: only for runs with DP
+
+        adaptive = {'target_quantile': args.dp_target_quantile, 'clip_lr': args.dp_clip_lr}
+        return ClientLevelDp(
+            DpConfig(
+                mode=args.dp_mode or CENTRAL,
+                clip_norm=args.dp_clip_norm,
+                delta=args.dp_delta,
+                client_num=args.client_num,
+                clients_per_round=min(args.client_sample, args.client_num),
+                rounds=args.round,
+                seed=args.seed,
+                noise_multiplier=args.dp_noise_multiplier,
+                target_epsilon=args.dp_target_epsilon,
+                adaptive_clip=args.dp_adaptive_clip,
+                clipped_count_stddev=args.dp_clipped_count_stddev,
+                secure_rng=args.dp_secure_rng,
+                **{name: value for name, value in adaptive.items() if value is not None},
+            )
+        )
+
+    def completed_run(self) -> Optional[Dict[str, Any]]:
+        """With ``--resume`` of a run that already did all its rounds: its summary (nothing is trained); else None."""
+        args = self.args
+        rounds_done = resume_point(args.output_dir).rounds_done if args.resume else 0
+        if rounds_done < args.round:
+            return None
+        logger.info(
+            f'[swift_ext] --resume: {args.output_dir} is complete ({rounds_done} rounds done, --round '
+            f'{args.round}); nothing to train.'
+        )
+        return {'fed_alg': args.fed_alg, 'rounds': rounds_done, 'complete': True}
 
     def run(self) -> Dict[str, Any]:
         args = self.args
+        completed = self.completed_run()
+        if completed is not None:
+            return completed
+        self._check_pixel_settings()
+        self._check_privacy_resumable()
         data, val = self._prepare_client_data()
         args.save_args()
+        if is_master():
+            record_pixel_settings(args.output_dir)
         full_dataset = self._encoded(data.train)
         self._show_dataset(full_dataset, None)
         self.model = self.prepare_model(args, self.model, template=self.template, train_dataset=full_dataset)
@@ -264,11 +324,31 @@ class FedSwiftSft(SwiftSft):
         loop = self.build_round_loop(InProcessTransport(node), val)
         return self.run_rounds(loop)
 
+    def _check_privacy_resumable(self) -> None:
+        """A resume with DP on, off or set differently than its checkpoint is refused before anything is written."""
+        store = CheckpointStore(self.args.output_dir)
+        meta = store.latest_meta() if self.args.resume else None
+        if meta is not None:
+            check_privacy_resumable(self.privacy, meta, store.latest_path())
+
+    def _check_pixel_settings(self) -> None:
+        """A resumed run must resize images as it did before (``pixel_settings.json`` of the run)."""
+        if not self.args.resume:
+            return
+        recorded = read_pixel_settings(self.args.output_dir)
+        if recorded is not None and recorded != current_pixel_settings():
+            raise ValueError(
+                f'--resume: {self.args.output_dir} was trained with {describe_pixels(recorded)}, this process has '
+                f'{describe_pixels(current_pixel_settings())}; set the same environment variables to continue it.'
+            )
+
     def run_rounds(self, loop: RoundLoop) -> Dict[str, Any]:
         """Resume when asked, run the rounds, append the run summary to ms-swift's ``logging.jsonl``."""
         args = self.args
         global_state, rounds_done = get_trainable_state(self.model), 0
         if args.resume:
+            if loop.run_log is not None:  # ms-swift's per-step log: its next row must not extend a cut-off line
+                drop_incomplete_tail(os.path.join(args.output_dir, 'logging.jsonl'))
             global_state, rounds_done = loop.resume(global_state)
         # Every trainer ends with a full gc.collect() (accelerate's free_memory). Freezing the long-lived set-up
         # objects (model, tokenizer, datasets) takes them out of those collections: ~0.35 s less per client here.
@@ -281,7 +361,7 @@ class FedSwiftSft(SwiftSft):
         summary = {'fed_alg': args.fed_alg, 'rounds': args.round, **totals}
         if loop.run_log is not None:
             summary['loss_plot'] = loop.run_log.close()
-            append_to_jsonl(os.path.join(args.output_dir, 'logging.jsonl'), summary)
+            append_row(os.path.join(args.output_dir, 'logging.jsonl'), summary)
         return summary
 
 

@@ -6,26 +6,35 @@ model when due and an atomic checkpoint, then evaluates when due.
 The loop knows neither the model's framework nor the transport: it holds states (``dict[str, Tensor]``), a
 :class:`GlobalModel` (saving and evaluating the global state) and a
 :class:`~swift_ext.federated.transport.ClientTransport`.
+
+With client-level DP (``privacy``, :class:`~swift_ext.privacy.ClientLevelDp`) the round's accumulator is the DP one
+(clipped, noised, fixed-denominator mean of the client deltas) instead of the weighted mean, each round is charged to
+the accountant and logged with its epsilon, and no round starts that would end above ``--dp_target_epsilon``.
 """
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Tuple
 
 from safetensors.torch import save_file
 from swift.utils import get_logger
 from tqdm import tqdm
 
 from ..strategies import FedAvg, FedProx, Scaffold, WeightedMean, non_finite_tensors
-from ..strategies.aggregation import check_compatible, incompatibilities
-from .checkpoint import CheckpointStore
+from ..strategies.aggregation import ClientMean, check_compatible, incompatibilities
+from ..strategies.dp import ClientDp
+from .checkpoint import RUN_IDENTITY, CheckpointStore, check_identity
 from .client import EXCLUDED, FAILED, OK, ClientResult
 from .run_log import FedRunLog
 from .sampling import CENTRAL_CLIENT, client_seed_offset, clients_for_round
 from .state import State
 from .transport.base import ClientTask, ClientTransport, ClientUpdate
+
+if TYPE_CHECKING:  # dp-accounting is imported only by runs with client-level DP
+    from ..privacy import ClientLevelDp
 
 logger = get_logger()
 
@@ -54,7 +63,7 @@ class RoundPlan:
     @property
     def identity(self) -> Dict[str, Any]:
         """What a resumed run must share with the checkpoint it continues."""
-        return {'fed_alg': self.fed_alg, 'client_num': self.client_num, 'seed': self.seed}
+        return {key: getattr(self, key) for key in RUN_IDENTITY}
 
 
 class GlobalModel(Protocol):
@@ -90,6 +99,7 @@ class RoundRecord:
     results: List[ClientResult]
     global_state: State
     aggregated: int
+    privacy: Optional[Dict[str, Any]] = None  # the round's `privacy` log row (epsilon, clip norm) under DP
 
 
 @dataclass
@@ -103,29 +113,32 @@ class RoundLoop:
     store: CheckpointStore
     run_log: Optional[FedRunLog]  # None on processes that do not write (non-zero ranks)
     control_rounds: Dict[int, int] = field(default_factory=dict)  # SCAFFOLD: client -> round of its accepted c_i
+    privacy: Optional['ClientLevelDp'] = None  # client-level DP (--dp_clip_norm), else plain weighted mean
 
     @property
     def writes(self) -> bool:
         return self.run_log is not None
 
     def resume(self, fresh_state: State) -> Tuple[State, int]:
-        """(global state, rounds done) from the last complete checkpoint; ``(fresh_state, 0)`` without one."""
+        """(global state, rounds done) from the last complete checkpoint; ``(fresh_state, 0)`` without one (a run
+        killed before its first checkpoint starts round 1 again). The log keeps only the rows of the rounds done."""
         checkpoint = self.store.load_latest()
         if checkpoint is None:
-            return fresh_state, 0
-        recorded = {key: checkpoint.meta.get(key) for key in self.plan.identity}
-        if recorded != self.plan.identity:
-            raise ValueError(
-                f'--resume: the checkpoint {checkpoint.path} was written with {recorded}, this run has '
-                f'{self.plan.identity}.'
-            )
-        check_compatible(fresh_state, checkpoint.global_state, f'checkpoint {checkpoint.path}')
-        self.strategy.load_state_dict(checkpoint.strategy_state)
-        self.control_rounds = {int(k): r for k, r in checkpoint.meta.get('control_rounds', {}).items()}
+            global_state, rounds_done = fresh_state, 0
+            logger.info(f'[swift_ext] resuming: no complete round in {self.store.root}; starting round 1 again')
+        else:
+            check_identity(checkpoint.meta, self.plan.identity, checkpoint.path)
+            check_compatible(fresh_state, checkpoint.global_state, f'checkpoint {checkpoint.path}')
+            self.strategy.load_state_dict(checkpoint.strategy_state)
+            check_privacy_resumable(self.privacy, checkpoint.meta, checkpoint.path)
+            if self.privacy is not None:
+                self.privacy.load_state_dict(checkpoint.meta['privacy'], checkpoint.path)
+            self.control_rounds = {int(k): r for k, r in checkpoint.meta.get('control_rounds', {}).items()}
+            global_state, rounds_done = checkpoint.global_state, checkpoint.round_number
+            logger.info(f'[swift_ext] resuming after round {rounds_done} from {checkpoint.path}')
         if self.run_log is not None:
-            self.run_log.truncate_after(checkpoint.round_number)
-        logger.info(f'[swift_ext] resuming after round {checkpoint.round_number} from {checkpoint.path}')
-        return checkpoint.global_state, checkpoint.round_number
+            self.run_log.truncate_after(rounds_done)
+        return global_state, rounds_done
 
     def run(self, global_state: State, start_round: int = 0) -> Dict[str, Any]:
         """The rounds; returns the saved global model directories and the communication totals."""
@@ -137,25 +150,47 @@ class RoundLoop:
             total=plan.rounds,
         ):  # fmt: skip
             round_number = round_idx + 1
+            if self._budget_spent(round_number, global_state, saved):
+                break
             start = time.perf_counter()
             record = self._run_round(round_idx, global_state)
             global_state = record.global_state
             if self.run_log is not None:
                 row = self.run_log.log_round(round_number, record.results, time.perf_counter() - start)
                 totals = {key: totals[key] + row[key] for key in totals}
+                if record.privacy is not None:
+                    self.run_log.log_privacy(record.privacy)
             if not self.writes:
                 continue
             if round_number % plan.save_every == 0 or round_number == plan.rounds:
                 saved.append(self.global_model.save(round_number, global_state))
-            self.store.save(
-                round_number,
-                global_state,
-                self.strategy.state_dict(),
-                {**plan.identity, 'control_rounds': {str(k): r for k, r in self.control_rounds.items()}},
-            )
+            meta = {**plan.identity, 'control_rounds': {str(k): r for k, r in self.control_rounds.items()}}
+            if self.privacy is not None:
+                meta['privacy'] = self.privacy.state_dict()
+            self.store.save(round_number, global_state, self.strategy.state_dict(), meta)
             if plan.eval_every and round_number % plan.eval_every == 0:
                 self.run_log.log_eval(round_number, *self.global_model.evaluate(global_state))
-        return {'global_models': saved, **totals}
+        summary: Dict[str, Any] = {'global_models': saved, **totals}
+        if self.privacy is not None:
+            summary['privacy'] = self.privacy.summary()
+        return summary
+
+    def _budget_spent(self, round_number: int, global_state: State, saved: List[str]) -> bool:
+        """True (logged, and the last round's global model saved) when round ``round_number`` would end above
+        ``--dp_target_epsilon``; the previous round's checkpoint is already written."""
+        stop = self.privacy.budget_stop(round_number) if self.privacy is not None else None
+        if stop is None:
+            return False
+        logger.warning(
+            f'[swift_ext] DP: stopping before round {round_number}: it would end at epsilon '
+            f'{stop["epsilon_after_round"]} > --dp_target_epsilon {stop["target_epsilon"]} (spent: {stop["epsilon"]}).'
+        )
+        last = round_number - 1
+        if self.writes:
+            self.run_log.log_privacy(stop)
+            if last and last % self.plan.save_every:  # not saved by the schedule
+                saved.append(self.global_model.save(last, global_state))
+        return True
 
     def _run_round(self, round_idx: int, global_state: State) -> RoundRecord:
         """Train this round's clients from ``global_state``; the global state is unchanged when no update is
@@ -164,25 +199,36 @@ class RoundLoop:
         clients = clients_for_round(
             plan.fed_alg, round_idx, plan.client_num, plan.client_sample, plan.seed, plan.local_client
         )
+        client_dp = None if self.privacy is None else self.privacy.client_dp()
         tasks = [
-            self._task(round_idx + 1, client_seed_offset(round_idx, slot, len(clients)), client, global_state)
+            self._task(
+                round_idx + 1, client_seed_offset(round_idx, slot, len(clients)), client, global_state, client_dp
+            )
             for slot, client in enumerate(clients)
         ]
-        mean = WeightedMean()
+        mean = WeightedMean() if self.privacy is None else self.privacy.aggregator(round_idx + 1, global_state)
+        clip_bits = client_dp is not None and client_dp.clip_bit_stddev is not None
         results: Dict[int, ClientResult] = {}
         progress = tqdm(total=len(tasks), desc=f'Round {round_idx + 1} clients', leave=False, disable=not self.writes)
         for update in self.transport.train(tasks):
-            results[update.result.client] = self._accept(round_idx + 1, update, global_state, mean)
+            results[update.result.client] = self._accept(round_idx + 1, update, global_state, mean, clip_bits)
             progress.update()
         progress.close()
         ordered = [results[client] for client in clients]
+        next_state = global_state
         if mean.count == 0:
             logger.error(f'[swift_ext] round {round_idx + 1}: no client update was usable; global state unchanged.')
-            return RoundRecord(ordered, global_state, 0)
-        return RoundRecord(ordered, self.strategy.aggregate(global_state, mean), mean.count)
+        else:
+            next_state = self.strategy.aggregate(global_state, mean)
+        privacy = None if self.privacy is None else self.privacy.finish_round(round_idx + 1, mean)
+        return RoundRecord(ordered, next_state, mean.count, privacy)
 
-    def _task(self, round_number: int, seed_offset: int, client: int, global_state: State) -> ClientTask:
-        task = ClientTask(round_number=round_number, client=client, seed_offset=seed_offset, global_state=global_state)
+    def _task(
+        self, round_number: int, seed_offset: int, client: int, global_state: State, dp: Optional[ClientDp]
+    ) -> ClientTask:
+        task = ClientTask(
+            round_number=round_number, client=client, seed_offset=seed_offset, global_state=global_state, dp=dp
+        )
         if isinstance(self.strategy, FedProx):
             task.proximal_mu = self.strategy.mu
         if isinstance(self.strategy, Scaffold):
@@ -190,8 +236,16 @@ class RoundLoop:
             task.control_round = self.control_rounds.get(client)
         return task
 
-    def _accept(self, round_number: int, update: ClientUpdate, global_state: State, mean: WeightedMean) -> ClientResult:
-        """Apply ``--client_failure`` and the update rules; add a usable update to ``mean``."""
+    def _accept(
+        self,
+        round_number: int,
+        update: ClientUpdate,
+        global_state: State,
+        mean: ClientMean,
+        clip_bits: bool = False,
+    ) -> ClientResult:
+        """Apply ``--client_failure`` and the update rules; add a usable update to ``mean`` (and its clip bit when
+        ``clip_bits``: distributed DP with adaptive clipping)."""
         result = update.result
         result.weight = client_weight(result, self.plan.weighting) if result.samples else 0.0
         if result.status == FAILED and self.plan.client_failure == 'abort':
@@ -200,7 +254,7 @@ class RoundLoop:
             )
         if result.status != OK:
             return result
-        problems = update_problems(global_state, update)
+        problems = update_problems(global_state, update, clip_bits)
         if problems:
             logger.error(
                 f'[swift_ext] round {round_number}: client {result.client} returned an unusable update and is '
@@ -209,6 +263,8 @@ class RoundLoop:
             result.status, result.detail = EXCLUDED, problems
             return result
         mean.add(update.state, weight=result.weight)
+        if clip_bits:
+            mean.add_clip_bit(update.clip_bit)
         if update.control_delta is not None:
             self.strategy.add_control_delta(update.control_delta)
             self.control_rounds[result.client] = round_number
@@ -217,10 +273,24 @@ class RoundLoop:
         return result
 
 
-def update_problems(global_state: State, update: ClientUpdate) -> List[str]:
+def check_privacy_resumable(privacy: Optional['ClientLevelDp'], meta: Dict[str, Any], where: str) -> None:
+    """Raise ``ValueError`` when the checkpoint ``where`` (its ``meta``) and this run disagree on client-level DP:
+    on or off, or its settings."""
+    if privacy is not None:
+        privacy.check_resumable(meta.get('privacy'), where)
+    elif meta.get('privacy') is not None:
+        raise ValueError(f'--resume: {where} was written with client-level DP; pass the same --dp_* arguments.')
+
+
+def update_problems(global_state: State, update: ClientUpdate, clip_bit: bool = False) -> List[str]:
     """Why an update cannot be aggregated: keys or shapes that differ from the global state, or tensors holding
-    NaN/Inf (named), in y_k and in SCAFFOLD's Delta c_i. Empty when it is usable."""
+    NaN/Inf (named), in y_k and in SCAFFOLD's Delta c_i; a missing, unexpected or non-finite clip bit (expected when
+    ``clip_bit``). Empty when it is usable."""
     problems = []
+    if clip_bit != (update.clip_bit is not None):
+        problems.append(f'clip bit: {"missing" if clip_bit else "unexpected"} (distributed DP, adaptive clipping)')
+    elif clip_bit and not math.isfinite(update.clip_bit):
+        problems.append(f'clip bit: {update.clip_bit}')
     for what, state in (('update', update.state), ('control delta', update.control_delta)):
         if state is None:
             if what == 'update':

@@ -1,17 +1,19 @@
-"""The run's record: ``fed_log.jsonl`` (one row per client per round, one per round, one per evaluation),
-TensorBoard scalars per round, and a PNG of training/eval loss per round drawn from ``fed_log.jsonl``.
+"""The run's record: ``fed_log.jsonl`` (one row per client per round, one per round, one per evaluation, one
+``privacy`` row per round under client-level DP), TensorBoard scalars per round, and a PNG of training/eval loss per
+round drawn from ``fed_log.jsonl``.
 
-``fed_log.jsonl`` is the authority: a resumed run first drops rows of rounds after its checkpoint, and the plot is
-drawn from the file, so a killed-and-resumed run has one consistent record.
+``fed_log.jsonl`` is the authority: a resumed run first drops rows of rounds after its checkpoint (and a partial
+last line, see :mod:`.jsonl_log`), and the plot is drawn from the file, so a killed-and-resumed run has one
+consistent record.
 """
 
-import json
 import os
 from typing import Any, Dict, List, Optional
 
 from torch.utils.tensorboard import SummaryWriter
 
 from .client import OK, ClientResult
+from .jsonl_log import append_row, read_rows, rewrite_rows
 
 
 def round_row(round_number: int, results: List[ClientResult], seconds: float) -> Dict[str, Any]:
@@ -32,13 +34,6 @@ def round_row(round_number: int, results: List[ClientResult], seconds: float) ->
         'bytes_sent': sum(result.bytes_sent for result in results),
         'bytes_received': sum(result.bytes_received for result in results),
     }
-
-
-def read_rows(path: str) -> List[Dict[str, Any]]:
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding='utf-8') as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def plot_round_losses(rows: List[Dict[str, Any]], path: str) -> Optional[str]:
@@ -78,14 +73,13 @@ class FedRunLog:
         self._writer = SummaryWriter(logging_dir)
 
     def truncate_after(self, round_number: int) -> None:
-        """Drop rows of rounds after ``round_number`` (written by a run killed before its checkpoint)."""
-        kept = [row for row in read_rows(self.path) if row.get('round', 0) <= round_number]
-        with open(self.path, 'w', encoding='utf-8') as f:
-            f.writelines(json.dumps(row) + '\n' for row in kept)
+        """Drop rows of rounds after ``round_number`` (written by a run killed before its checkpoint) and an
+        incomplete last line; the file is replaced atomically."""
+        if os.path.isfile(self.path):
+            rewrite_rows(self.path, [row for row in read_rows(self.path) if row.get('round', 0) <= round_number])
 
     def write(self, row: Dict[str, Any]) -> None:
-        with open(self.path, 'a', encoding='utf-8') as f:
-            f.write(json.dumps(row) + '\n')
+        append_row(self.path, row)
 
     def log_round(self, round_number: int, results: List[ClientResult], seconds: float) -> Dict[str, Any]:
         for result in results:
@@ -116,6 +110,16 @@ class FedRunLog:
             if isinstance(value, (int, float)) and value is not None:
                 self._writer.add_scalar(f'fed/eval_{name}', value, round_number)
         self._writer.flush()
+
+    def log_privacy(self, row: Dict[str, Any]) -> None:
+        """A ``privacy`` row (epsilon spent after the round, clip norm) or the ``privacy_stop`` row of a run stopped
+        by its budget; epsilon also to TensorBoard (``fed/dp_epsilon``; null, and no scalar, when infinite)."""
+        self.write(row)
+        if row['type'] == 'privacy':
+            for key in ('epsilon', 'clip_norm', 'noisy_unclipped_fraction'):
+                if row[key] is not None:
+                    self._writer.add_scalar(f'fed/dp_{key}', row[key], row['round'])
+            self._writer.flush()
 
     def close(self) -> Optional[str]:
         """Flush TensorBoard and draw ``images/fed_loss.png``; return its path."""

@@ -9,7 +9,7 @@ What one call to :func:`write_credentials` leaves in ``directory`` (private keys
 
 Command line (the README's multi-machine recipe)::
 
-    python -m swift_ext.flower.certificates --output certs --hosts 10.0.0.5 superlink.example.org --supernodes 3
+    swift-ext certs --output certs --hosts 10.0.0.5 superlink.example.org --supernodes 3
 """
 
 import argparse
@@ -116,8 +116,8 @@ def write_credentials(directory: str, hosts: Sequence[str], supernodes: int) -> 
     return Credentials(ca_path, cert_path, key_path, keys)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='swift-ext certs', description=__doc__.split('\n\n')[0])
     parser.add_argument('--output', required=True, help='directory to write into (created with mode 0700)')
     parser.add_argument(
         '--hosts', nargs='+', default=['127.0.0.1', 'localhost'],
@@ -130,7 +130,8 @@ def main(argv=None) -> None:
     print(f'SuperLink certificate and key: {credentials.server_certificate} {credentials.server_key}')
     for index, path in enumerate(credentials.supernode_keys):
         print(f'SuperNode {index}: private key {path} (keep on the node), public key {path}.pub (register it)')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -10,10 +10,11 @@ Two message types, each a :class:`~swift_ext.flower.payload.Payload`:
 
 ``train`` (one client's round)
     server -> node: ArrayRecord ``global`` (x_t) and, for SCAFFOLD, ``server-control`` (c); ConfigRecord ``run``;
-    ConfigRecord ``task`` {round, client, seed-offset, proximal-mu, control-round (-1: none), wire-dtype}
-    node -> server: ArrayRecord ``state`` (y_k) and, for SCAFFOLD, ``control-delta`` (Delta c_i); MetricRecord
-    ``result`` (the ClientResult's numbers; ``loss`` absent when there is none); ConfigRecord ``status``
-    {status, detail}
+    ConfigRecord ``task`` {round, client, seed-offset, proximal-mu, control-round (-1: none), wire-dtype}; with
+    distributed DP, ConfigRecord ``dp`` {clip-norm, noise-stddev, secure-rng, clip-bit-stddev (adaptive clipping)}
+    node -> server: ArrayRecord ``state`` (y_k; the clipped, noised Delta_k under distributed DP) and, for SCAFFOLD,
+    ``control-delta`` (Delta c_i); MetricRecord ``result`` (the ClientResult's numbers; ``loss`` absent when there
+    is none; ``clip-bit`` under distributed DP with adaptive clipping); ConfigRecord ``status`` {status, detail}
 
 States travel in ``--wire_dtype``: float32 (exact), float16, or bfloat16 carried as its uint16 bit pattern (numpy has
 no bfloat16). A receiver decodes by the arrays' own dtype into float32 tensors; it never filters: the round loop
@@ -29,6 +30,7 @@ import torch
 from ..federated.client import ClientResult
 from ..federated.state import State
 from ..federated.transport.base import ClientTask, ClientUpdate
+from ..strategies.dp import ClientDp
 from .payload import Payload
 
 WIRE_DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
@@ -133,7 +135,28 @@ def encode_task(task: ClientTask, run: RunIdentity, wire_dtype: str) -> Payload:
     )
     if task.server_control is not None:
         payload.arrays['server-control'] = state_to_wire(task.server_control, wire_dtype)
+    if task.dp is not None:
+        dp = task.dp
+        payload.configs['dp'] = {
+            'clip-norm': float(dp.clip_norm),
+            'noise-stddev': float(dp.noise_stddev),
+            'secure-rng': bool(dp.secure_rng),
+        }
+        if dp.clip_bit_stddev is not None:
+            payload.configs['dp']['clip-bit-stddev'] = float(dp.clip_bit_stddev)
     return payload
+
+
+def _client_dp(record: Optional[Dict]) -> Optional[ClientDp]:
+    if record is None:
+        return None
+    bit = record.get('clip-bit-stddev')
+    return ClientDp(
+        clip_norm=float(record['clip-norm']),
+        noise_stddev=float(record['noise-stddev']),
+        clip_bit_stddev=None if bit is None else float(bit),
+        secure_rng=bool(record['secure-rng']),
+    )
 
 
 def decode_task(payload: Payload) -> Tuple[ClientTask, str]:
@@ -149,6 +172,7 @@ def decode_task(payload: Payload) -> Tuple[ClientTask, str]:
         proximal_mu=float(record['proximal-mu']),
         server_control=None if server_control is None else state_from_wire(server_control),
         control_round=None if control_round == NO_VALUE else control_round,
+        dp=_client_dp(payload.configs.get('dp')),
     )
     return task, str(record['wire-dtype'])
 
@@ -162,6 +186,8 @@ def encode_update(update: ClientUpdate, wire_dtype: str) -> Payload:
     metrics['episodes'] = NO_VALUE if result.episodes is None else result.episodes
     if result.loss is not None:
         metrics['loss'] = float(result.loss)
+    if update.clip_bit is not None:
+        metrics['clip-bit'] = float(update.clip_bit)
     payload = Payload(
         metrics={'result': metrics}, configs={'status': {'status': result.status, 'detail': list(result.detail)}}
     )
@@ -182,4 +208,5 @@ def decode_update(payload: Payload, client: int) -> ClientUpdate:
     result.loss = float(metrics['loss']) if 'loss' in metrics else None
     state = state_from_wire(payload.arrays['state']) if 'state' in payload.arrays else None
     delta = state_from_wire(payload.arrays['control-delta']) if 'control-delta' in payload.arrays else None
-    return ClientUpdate(result, state, delta)
+    clip_bit = float(metrics['clip-bit']) if 'clip-bit' in metrics else None
+    return ClientUpdate(result, state, delta, clip_bit)

@@ -55,6 +55,9 @@ def run_server(grid: Grid, argv: List[str]) -> Dict[str, Any]:
 
     pipeline = FedSwiftSft(argv)
     args = pipeline.args
+    completed = pipeline.completed_run()
+    if completed is not None:
+        return completed
     run = RunIdentity(run_key(args.output_dir), os.path.abspath(args.output_dir))
     val = pipeline.prepare_server()
     directory = register_nodes(grid, run, args.supernodes, args.client_timeout, sampled_clients(args))

@@ -1,7 +1,7 @@
 """Aggregation helpers: the key/shape check that guards every arithmetic step, a streaming weighted mean, the
 pseudo-gradient, and the finiteness check applied to every client update."""
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Protocol
 
 import torch
 
@@ -37,6 +37,17 @@ def pseudo_gradient(global_state: State, client_mean: State) -> State:
     """Delta_t = mean_k(x_k) - x_t in float64: the direction the clients moved the model this round."""
     check_compatible(global_state, client_mean, 'client mean')
     return {name: client_mean[name].to(torch.float64) - global_state[name].to(torch.float64) for name in global_state}
+
+
+class ClientMean(Protocol):
+    """What a strategy aggregates: the round's combined client states (``WeightedMean``, or a DP accumulator of
+    ``strategies.dp``), read once through ``mean()``."""
+
+    count: int
+
+    def add(self, state: State, weight: float) -> None: ...
+
+    def mean(self) -> State: ...
 
 
 class WeightedMean:

@@ -11,13 +11,13 @@ w_k is chosen by ``--fed_weighting``: ``samples`` (n_k, the client's training ro
 normalised over the clients of the round (as FedMABench and OpenFedLLM do), not over all clients.
 """
 
-from .aggregation import State, WeightedMean, check_compatible
+from .aggregation import ClientMean, State, check_compatible
 
 
 class FedAvg:
     """The next global state is the weighted mean of the client states. Stateless."""
 
-    def aggregate(self, global_state: State, client_mean: WeightedMean) -> State:
+    def aggregate(self, global_state: State, client_mean: ClientMean) -> State:
         mean = client_mean.mean()
         check_compatible(global_state, mean, 'aggregated state')
         return mean

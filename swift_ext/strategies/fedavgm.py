@@ -10,7 +10,7 @@ Update rule, with Delta_t = x_t - mean_t (the averaged client change, as a desce
 With beta = 0 and eta = 1 this is exactly FedAvg. The momentum buffer v is checkpointed.
 """
 
-from .aggregation import State, WeightedMean, pseudo_gradient
+from .aggregation import ClientMean, State, pseudo_gradient
 from .fedavg import FedAvg
 
 
@@ -20,7 +20,7 @@ class FedAvgM(FedAvg):
         self.server_momentum = server_momentum
         self.velocity: State = {}
 
-    def aggregate(self, global_state: State, client_mean: WeightedMean) -> State:
+    def aggregate(self, global_state: State, client_mean: ClientMean) -> State:
         direction = {name: -delta for name, delta in pseudo_gradient(global_state, client_mean.mean()).items()}
         if not self.velocity:
             self.velocity = {name: d.clone() for name, d in direction.items()}

@@ -13,11 +13,16 @@ rate eta (``--server_lr``), beta1/beta2 (``--fedopt_beta1/--fedopt_beta2``) and 
 As in the paper's Algorithm 2 there is no bias correction of m and v. Defaults are the paper's beta1 = 0.9,
 beta2 = 0.99, tau = 1e-3; the paper tunes eta per task, our default is 1e-2. m and v are kept in float64 and
 checkpointed.
+
+Departure from the paper: mean_t is the weighted mean the round loop hands in (``client_mean``), which by default
+(``--fed_weighting samples``) weights client k by its n_k rows, as FedAvg does. Algorithm 2 takes the plain mean
+Delta_t = (1/|S|) sum_{k in S} Delta_t^k over the sampled clients S; with unequal n_k the two differ. For the paper's
+rule run with ``--fed_weighting uniform`` (every client weight 1).
 """
 
 import torch
 
-from .aggregation import State, WeightedMean, pseudo_gradient
+from .aggregation import ClientMean, State, pseudo_gradient
 from .fedavg import FedAvg
 
 
@@ -35,7 +40,7 @@ class FedOpt(FedAvg):
     def _second_moment(self, v: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def aggregate(self, global_state: State, client_mean: WeightedMean) -> State:
+    def aggregate(self, global_state: State, client_mean: ClientMean) -> State:
         delta = pseudo_gradient(global_state, client_mean.mean())
         if not self.m:
             self.m = {name: torch.zeros_like(d) for name, d in delta.items()}

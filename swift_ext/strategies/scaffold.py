@@ -23,7 +23,7 @@ default optimiser is AdamW. The c_i are kept on disk per client (``swift_ext.fed
 
 import torch
 
-from .aggregation import State, WeightedMean, check_compatible
+from .aggregation import ClientMean, State, check_compatible
 from .fedavg import FedAvg
 
 
@@ -49,7 +49,7 @@ class Scaffold(FedAvg):
         for name, t in delta.items():
             self._control_delta_sum[name].add_(t.to(torch.float64))
 
-    def aggregate(self, global_state: State, client_mean: WeightedMean) -> State:
+    def aggregate(self, global_state: State, client_mean: ClientMean) -> State:
         mean = client_mean.mean()
         check_compatible(global_state, mean, 'aggregated state')
         control = self.server_control(global_state)

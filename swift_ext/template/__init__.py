@@ -16,6 +16,7 @@ from .vision_grid import (
     ensure_image_grid_thw,
     image_grid_thw_for,
     resolve_pixel_limits,
+    resolve_pixel_limits_with_sources,
 )
 from .vision_tokens import VisionTokenIds, resolve_vision_token_ids
 
@@ -32,6 +33,7 @@ __all__ = [
     'image_grid_thw_for',
     'register_checked_templates',
     'resolve_pixel_limits',
+    'resolve_pixel_limits_with_sources',
     'resolve_vision_token_ids',
     'unwrap_model',
 ]

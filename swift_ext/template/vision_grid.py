@@ -12,7 +12,7 @@ defaults 4*28*28 and 16384*28*28.
 import os
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
@@ -35,19 +35,47 @@ class PixelLimits:
 
 def _pixels(
     name: str, vision_process: Optional[ModuleType], token_constant: str, default_tokens: int, factor: int
-) -> int:
-    """One bound: environment variable, else the module's pixel constant, else its token constant, else default."""
+) -> Tuple[int, str]:
+    """One bound and its source: environment variable, else the module's pixel constant, else its token constant,
+    else the default."""
     from_env = os.environ.get(name)
     if from_env:
         try:
-            return int(from_env)
+            return int(from_env), f'env var {name}'
         except ValueError:
             raise ValueError(f'Environment variable {name}={from_env!r} must be an integer number of pixels.') from None
     value = getattr(vision_process, name, None)
     if value is not None:
-        return int(value)
+        return int(value), f'library (qwen_vl_utils {name})'
     tokens = getattr(vision_process, token_constant, None)
-    return int(tokens if tokens is not None else default_tokens) * factor * factor
+    if tokens is not None:
+        return int(tokens) * factor * factor, f'library (qwen_vl_utils {token_constant} {tokens} x {factor}^2)'
+    return default_tokens * factor * factor, f'default ({default_tokens} x {factor}^2)'
+
+
+def resolve_pixel_limits_with_sources(
+    image_processor: Any, vision_process: Optional[ModuleType] = None
+) -> Tuple[PixelLimits, Dict[str, str]]:
+    """:func:`resolve_pixel_limits` and where each number comes from: {'image_factor': 'processor (patch_size 14 x
+    merge_size 2)' or 'default (...)', 'min_pixels' / 'max_pixels': 'env var MIN_PIXELS', 'library (qwen_vl_utils
+    MIN_PIXELS)', 'library (qwen_vl_utils IMAGE_MIN_TOKEN_NUM 4 x 28^2)' or 'default (4 x 28^2)'}."""
+    if vision_process is None:
+        from qwen_vl_utils import vision_process
+    patch_size = getattr(image_processor, 'patch_size', None)
+    merge_size = getattr(image_processor, 'merge_size', None)
+    origin = 'processor' if patch_size and merge_size else 'default'
+    patch_size, merge_size = int(patch_size or DEFAULT_PATCH_SIZE), int(merge_size or DEFAULT_MERGE_SIZE)
+    factor = patch_size * merge_size
+    min_pixels, min_source = _pixels('MIN_PIXELS', vision_process, 'IMAGE_MIN_TOKEN_NUM', DEFAULT_MIN_TOKENS, factor)
+    max_pixels, max_source = _pixels('MAX_PIXELS', vision_process, 'IMAGE_MAX_TOKEN_NUM', DEFAULT_MAX_TOKENS, factor)
+    if min_pixels > max_pixels:
+        raise ValueError(f'MIN_PIXELS ({min_pixels}) is above MAX_PIXELS ({max_pixels}); lower it.')
+    sources = {
+        'image_factor': f'{origin} (patch_size {patch_size} x merge_size {merge_size})',
+        'min_pixels': min_source,
+        'max_pixels': max_source,
+    }
+    return PixelLimits(image_factor=factor, min_pixels=min_pixels, max_pixels=max_pixels), sources
 
 
 def resolve_pixel_limits(image_processor: Any, vision_process: Optional[ModuleType] = None) -> PixelLimits:
@@ -55,19 +83,7 @@ def resolve_pixel_limits(image_processor: Any, vision_process: Optional[ModuleTy
 
     ``vision_process`` defaults to ``qwen_vl_utils.vision_process``; pass a module (or None-like stub) to test.
     """
-    if vision_process is None:
-        from qwen_vl_utils import vision_process
-    patch_size = getattr(image_processor, 'patch_size', None) or DEFAULT_PATCH_SIZE
-    merge_size = getattr(image_processor, 'merge_size', None) or DEFAULT_MERGE_SIZE
-    factor = int(patch_size) * int(merge_size)
-    limits = PixelLimits(
-        image_factor=factor,
-        min_pixels=_pixels('MIN_PIXELS', vision_process, 'IMAGE_MIN_TOKEN_NUM', DEFAULT_MIN_TOKENS, factor),
-        max_pixels=_pixels('MAX_PIXELS', vision_process, 'IMAGE_MAX_TOKEN_NUM', DEFAULT_MAX_TOKENS, factor),
-    )
-    if limits.min_pixels > limits.max_pixels:
-        raise ValueError(f'MIN_PIXELS ({limits.min_pixels}) is above MAX_PIXELS ({limits.max_pixels}); lower it.')
-    return limits
+    return resolve_pixel_limits_with_sources(image_processor, vision_process)[0]
 
 
 def image_grid_thw_for(image_sizes: Sequence[Tuple[int, int]], limits: PixelLimits, patch_size: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from data_tools.splits import EpisodeSplits
-from data_tools.unpack import unpack
+from data_tools.unpack import UnpackOptions, unpack
 from tests.data_tools.synthetic import CATEGORIES, SPLITS, TEST_SUBSPLITS, episode_record, write_shard
 
 
@@ -29,5 +29,5 @@ def unpacked(shards, tmp_path_factory) -> tuple:
     out = tmp_path_factory.mktemp('unpacked')
     root = shards[0].parent
     splits = EpisodeSplits.from_files(str(root / 'splits.json'), str(root / 'test_subsplits.json'))
-    errors = list(unpack([str(p) for p in shards], str(out), splits, CATEGORIES))
+    errors = list(unpack([str(p) for p in shards], str(out), UnpackOptions(splits, CATEGORIES)))
     return out, errors

@@ -7,6 +7,7 @@ using ``tfrecord.writer.TFRecordWriter.masked_crc``; the writer itself only writ
 import gzip
 import io
 import json
+import random
 import struct
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -23,16 +24,41 @@ def png(width: int, height: int, color: str) -> bytes:
     return buffer.getvalue()
 
 
-def forest(nodes: Sequence[Dict]) -> bytes:
-    """Serialized one-window forest; each node dict has ``bounds`` [l, t, r, b] and node-info fields."""
+def noise_png(width: int, height: int, seed: int) -> bytes:
+    """A PNG of random pixels: GZIP cannot shrink it, so compressed offsets track record offsets."""
+    buffer = io.BytesIO()
+    Image.frombytes('RGB', (width, height), random.Random(seed).randbytes(width * height * 3)).save(buffer, 'PNG')
+    return buffer.getvalue()
+
+
+def window(nodes: Sequence[Dict], **info) -> Dict:
+    """A window dict for ``forest_of``: ``nodes`` (dicts with ``bounds`` [l, t, r, b] and node-info fields, e.g.
+    ``child_ids`` as positions in ``nodes``) and window-info fields; active full-screen application window unless
+    ``info`` says otherwise."""
+    return {'nodes': nodes, 'info': {'is_active': True, 'window_type': 1, 'bounds': [0, 0, *SCREEN], **info}}
+
+
+def _set_rect(rect, box: Sequence[int]) -> None:
+    rect.left, rect.top, rect.right, rect.bottom = box
+
+
+def forest_of(windows: Sequence[Dict]) -> bytes:
+    """Serialized forest of ``window`` dicts; node unique ids are their positions in the window."""
     message = AndroidAccessibilityForest()
-    tree = message.windows.add().tree
-    for i, node in enumerate(nodes):
-        proto = tree.nodes.add(unique_id=i, **{k: v for k, v in node.items() if k != 'bounds'})
-        left, top, right, bottom = node['bounds']
-        proto.bounds_in_screen.left, proto.bounds_in_screen.top = left, top
-        proto.bounds_in_screen.right, proto.bounds_in_screen.bottom = right, bottom
+    for spec in windows:
+        proto = message.windows.add(**{k: v for k, v in spec['info'].items() if k != 'bounds'})
+        _set_rect(proto.bounds_in_screen, spec['info']['bounds'])
+        for i, node in enumerate(spec['nodes']):
+            _set_rect(
+                proto.tree.nodes.add(unique_id=i, **{k: v for k, v in node.items() if k != 'bounds'}).bounds_in_screen,
+                node['bounds'],
+            )
     return message.SerializeToString()
+
+
+def forest(nodes: Sequence[Dict]) -> bytes:
+    """Serialized forest of one active full-screen application window holding ``nodes``."""
+    return forest_of([window(nodes)])
 
 
 def example(
@@ -43,8 +69,9 @@ def example(
     trees: List[bytes],
     actions: List[Dict],
     step_instructions: List[str],
+    omit: Sequence[str] = (),
 ) -> bytes:
-    """A serialized tf.train.Example with Android-Control's eight features."""
+    """A serialized tf.train.Example with Android-Control's eight features, less the ``omit`` ones."""
     ex = example_pb2.Example()
     feature = ex.features.feature
     feature['episode_id'].int64_list.value.append(episode_id)
@@ -55,15 +82,26 @@ def example(
     feature['accessibility_trees'].bytes_list.value.extend(trees)
     feature['actions'].bytes_list.value.extend(json.dumps(a).encode() for a in actions)
     feature['step_instructions'].bytes_list.value.extend(s.encode() for s in step_instructions)
+    for name in omit:
+        del feature[name]
     return ex.SerializeToString()
+
+
+def frame(record: bytes) -> bytes:
+    """One TFRecord: length, masked CRC32C of the length, payload, masked CRC32C of the payload."""
+    length = struct.pack('<Q', len(record))
+    return length + TFRecordWriter.masked_crc(length) + record + TFRecordWriter.masked_crc(record)
+
+
+def write_frames(path: Path, frames: Sequence[bytes]) -> None:
+    """Write already framed (possibly corrupted) records as one GZIP file."""
+    with gzip.open(path, 'wb') as f:
+        f.writelines(frames)
 
 
 def write_shard(path: Path, records: Sequence[bytes]) -> None:
     """Write ``records`` (serialized payloads, valid or not) as one GZIP TFRecord file."""
-    with gzip.open(path, 'wb') as f:
-        for record in records:
-            length = struct.pack('<Q', len(record))
-            f.write(length + TFRecordWriter.masked_crc(length) + record + TFRecordWriter.masked_crc(record))
+    write_frames(path, [frame(record) for record in records])
 
 
 SCREEN = (1080, 2400)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from data_tools.a11y import Element, element_at
+from data_tools.a11y import Element
 from data_tools.actions import ActionError, describe_action, parse_action
 from data_tools.splits import EpisodeSplits
 
@@ -52,22 +52,39 @@ def test_real_row_descriptions(index):
     assert describe_action(parse_action(json.dumps(gt))) == EXPECTED[index]
 
 
-def _element(bounds, text='', desc='', tooltip=''):
-    return Element(bounds, text, desc, tooltip, resource_id='', class_name='', clickable=True)
+def _element(bounds, text='', desc='', tooltip='', hint=''):
+    return Element(bounds, text, desc, tooltip, hint, resource_id='', class_name='', clickable=True)
 
 
-def test_click_resolves_to_smallest_enclosing_element_with_text_or_description():
-    outer = _element([0, 0, 1000, 1000], text='List')
-    inner = _element([100, 100, 300, 300], desc='Share')
-    unlabeled = _element([150, 150, 200, 200])
-    elements = [outer, inner, unlabeled]
-    assert element_at(160, 160, elements) is inner
-    assert element_at(500, 500, elements) is outer
-    assert element_at(1500, 2600, elements) is None
-    click = {'action_type': 'click', 'x': 160, 'y': 160}
-    assert describe_action(click, elements) == 'Click on button with the function of "Share"'
-    tooltip = _element([100, 100, 300, 300], tooltip='More options')
-    assert describe_action(click, [tooltip]) == 'Click on button with the text "More options"'
+def test_press_names_text_then_tooltip_then_description_then_point():
+    """FedMABench's describe_action: 'text' (cut to 50 characters), else 'tooltip_text', else 'content-desc' (cut to
+    50), else the point; hint text alone names nothing."""
+    press = {'action_type': 'click', 'x': 5, 'y': 5}
+    box = [0, 0, 10, 10]
+    cases = [
+        (_element(box, text='OK', desc='Confirm', tooltip='Tip'), 'Click on button with the text "OK"'),
+        (_element(box, desc='Confirm', tooltip='Tip ' * 20), f'Click on button with the text "{"Tip " * 20}"'),
+        (_element(box, desc='d' * 60), f'Click on button with the function of "{"d" * 50}"'),
+        (_element(box, hint='To'), 'Click on point (5,5)'),
+        (_element([20, 20, 30, 30], text='Far'), 'Click on point (5,5)'),
+    ]
+    assert [describe_action(press, [element]) for element, _ in cases] == [wording for _, wording in cases]
+
+
+@pytest.mark.parametrize(('wording', 'verb'), [('default', 'Long press'), ('fedmabench', 'Long_press')])
+def test_long_press_verb_per_wording(wording, verb):
+    press = {'action_type': 'long_press', 'x': 5, 'y': 5}
+    assert (
+        describe_action(press, [_element([0, 0, 10, 10], text='Photo')], wording)
+        == f'{verb} on button with the text "Photo"'
+    )
+    assert describe_action(press, (), wording) == f'{verb} on point (5,5)'
+    assert describe_action({'action_type': 'click', 'x': 1, 'y': 2}, (), wording) == 'Click on point (1,2)'
+
+
+def test_unknown_wording_is_refused():
+    with pytest.raises(ValueError, match="wording='aitw'; choose one of"):
+        describe_action({'action_type': 'wait'}, (), 'aitw')
 
 
 def test_missing_wait_and_home_actions_use_fedmabench_wording():

@@ -8,6 +8,7 @@ keys and shapes of the global state) before it reaches the aggregation, so a tra
 from dataclasses import dataclass
 from typing import Iterator, Optional, Protocol, Sequence
 
+from ...strategies.dp import ClientDp
 from ..client import ClientResult
 from ..state import State, state_nbytes
 
@@ -26,6 +27,9 @@ class ClientTask:
         control_round: SCAFFOLD: the round whose c_i of this client the server accepted last (None: c_i = 0). The
             client keeps its c_i; the server only says which version counts, so a rejected update or a resumed run
             never uses a c_i the server did not account for.
+        dp: distributed client-level DP (``--dp_mode distributed``): the clip norm and the client's noise shares.
+            The client then replies with its clipped, noised Delta_k = y_k - x instead of y_k (and its noised clip
+            bit with adaptive clipping), see :class:`swift_ext.strategies.dp.ClientDp`. None otherwise.
     """
 
     round_number: int
@@ -35,6 +39,7 @@ class ClientTask:
     proximal_mu: float = 0.0
     server_control: Optional[State] = None
     control_round: Optional[int] = None
+    dp: Optional[ClientDp] = None
 
 
 @dataclass
@@ -43,11 +48,15 @@ class ClientUpdate:
 
     ``result.samples`` (n_k) and ``result.episodes`` come from the client: the server weighs the update with them
     (``--fed_weighting``) and never reads a training row itself.
+
+    Under distributed DP (``task.dp``) ``state`` is the clipped, noised Delta_k (not y_k) and ``clip_bit`` the
+    noised b_k - 1/2 of adaptive clipping: the two values the server only sums (secure aggregation can sum them).
     """
 
     result: ClientResult
     state: Optional[State] = None
     control_delta: Optional[State] = None
+    clip_bit: Optional[float] = None
 
 
 class ClientTransport(Protocol):
