@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from swift_ext.federated.pipeline import FedSwiftSft, fed_sft_main
+from swift_ext.federated.transport.base import ClientTask
 from swift_ext.flower.launcher import LocalFederation, free_port
 from swift_ext.flower.server_app import run_key
 from swift_ext.template import register_checked_templates
@@ -143,6 +144,49 @@ def test_simulation_engine_matches_in_process(in_process, tiny_model_dir, sample
             if fed_alg == 'scaffold':  # simulated nodes share the server's machine: c_i where in-process keeps them
                 assert glob.glob(os.path.join(run_dir(str(output)), 'client_state', 'client_*', 'round_*.safetensors'))
     assert federation.marked_processes() == []
+
+
+def test_a_site_file_trains_its_client_like_the_shared_file(tiny_model_dir, sample_jsonl, tmp_path):
+    """The node side without Flower processes: a node given its site's own file (node config dataset + client-id)
+    registers that client with the file's rows and returns the same update as a node reading the shared file."""
+    from swift_ext.federated.state import get_trainable_state
+    from swift_ext.flower.node_service import NodeService
+    from swift_ext.flower.protocol import NodeRegistration, RunIdentity, decode_update, encode_query, encode_task
+    from swift_ext.flower.run_config import run_config_value
+
+    rows = [row for row in read_jsonl(sample_jsonl) if row['client_id'] == 3]
+    site = tmp_path / 'site3.jsonl'
+    site.write_text(''.join(json.dumps({k: v for k, v in row.items() if k != 'client_id'}) + '\n' for row in rows))
+    argv = command(tiny_model_dir, sample_jsonl, tmp_path / 'unused', 'fedavg')
+    run_config = {'swift-args': run_config_value(argv)}
+    run = RunIdentity('v0-test-0000', str(tmp_path / 'server_run'))
+    with hard_limit(1200):
+        nodes = {}
+        for name, node_config in (('site', {'dataset': str(site), 'client-id': 3}), ('shared', {'clients': '3'})):
+            service = NodeService(str(tmp_path / name))
+            registration = NodeRegistration.from_payload(
+                service.handle('query', run_config, node_config, encode_query(run))
+            )
+            nodes[name] = service, node_config, registration
+        x = get_trainable_state(nodes['site'][0].node.model)
+        task = encode_task(ClientTask(round_number=1, client=3, seed_offset=0, global_state=x), run, 'float32')
+        updates = {
+            name: decode_update(service.handle('train', run_config, node_config, task), client=3)
+            for name, (service, node_config, _) in nodes.items()
+        }
+        assert nodes['site'][2].clients == nodes['shared'][2].clients == {3: (len(rows), len(rows))}
+        assert all(service.builds == {run.key: 1} for service, _, _ in nodes.values())
+        assert updates['site'].result.status == updates['shared'].result.status == 'ok'
+        assert all(torch.equal(updates['site'].state[k], updates['shared'].state[k]) for k in x)
+        assert not all(torch.equal(updates['site'].state[k], x[k]) for k in x)  # it trained
+
+        wrong = tmp_path / 'wrong.jsonl'
+        labelled = [{**row, 'client_id': 1 if i == 1 else 3} for i, row in enumerate(rows)]
+        wrong.write_text(''.join(json.dumps(row) + '\n' for row in labelled))
+        with pytest.raises(ValueError, match=rf'{wrong}:2 \(client_id=1\)'):
+            NodeService(str(tmp_path / 'wrong')).handle(
+                'query', run_config, {'dataset': str(wrong), 'client-id': 3}, encode_query(run)
+            )
 
 
 class FederationWithBrokenNode(LocalFederation):

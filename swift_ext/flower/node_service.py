@@ -64,6 +64,11 @@ class NodeService:
         self._key: Optional[BuildKey] = None
         self._built: Optional[BuiltNode] = None
 
+    @property
+    def node(self) -> Optional[ClientNode]:
+        """The node built for the latest run (None before the first message)."""
+        return None if self._built is None else self._built.node
+
     def handle(
         self, message_type: str, run_config: Mapping[str, Any], node_config: Mapping[str, Any], payload: Payload
     ) -> Payload:
