@@ -273,7 +273,7 @@ def _unregistered_supernode(federation: LocalFederation, tmp_path):
 
 def test_server_killed_then_ctrl_c_then_resume_gives_the_same_adapter(
     in_process, tiny_model_dir, sample_jsonl, tmp_path
-):  # noqa: E501
+):
     argv = ['sft', *flower_command(tiny_model_dir, sample_jsonl, tmp_path / 'out', 'scaffold')]
     env = {**os.environ, **OFFLINE_ENV}
     with hard_limit(2400):
@@ -290,6 +290,7 @@ def test_server_killed_then_ctrl_c_then_resume_gives_the_same_adapter(
                 _record_descendants(launcher.pid, seen)
                 time.sleep(0.5)
             _record_descendants(launcher.pid, seen)
+            scratch = {os.path.dirname(a) for p in seen.values() for a in _cmdline(p) if a.endswith('node_0.sock')}
             servers = [p for p in seen.values() if 'flwr-serverapp' in ' '.join(_cmdline(p))]
             assert servers, 'no flwr-serverapp process found'
             for server in servers:
@@ -307,7 +308,6 @@ def test_server_killed_then_ctrl_c_then_resume_gives_the_same_adapter(
         alive = [p for p in seen.values() if _alive(p)]
         assert alive == [], f'processes left behind: {[(p.pid, _cmdline(p)) for p in alive]}'
 
-        scratch = {os.path.dirname(arg) for p in seen.values() for arg in _cmdline(p) if arg.endswith('node_0.sock')}
         run = run_dir(str(tmp_path / 'out'))
         result = subprocess.run(
             [str(BIN_DIR / 'swift-fed'), *argv, '--resume', 'true'], env=env, capture_output=True, text=True,
