@@ -12,8 +12,8 @@ export HF_DATASETS_OFFLINE := 1
 export MODELSCOPE_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo eval test test-matrix lint bench bench-converter bench-unpack tiny-model sample-data ac-unpack \
-	ac-conversations ac-partition ac-data ac-sample clean
+.PHONY: install demo eval test test-matrix lint bench bench-flower bench-converter bench-unpack tiny-model sample-data \
+	ac-unpack ac-conversations ac-partition ac-data ac-sample clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -97,6 +97,10 @@ ac-data: ac-unpack ac-conversations ac-partition
 # element lists), without the 47 GB dataset: writes data/sample/conversations{,_clients}.jsonl and partition_report/.
 ac-sample: $(SAMPLE)
 	$(MAKE) ac-conversations ac-partition AC_OUT=data/sample NUM_CLIENTS=4
+
+# The same federated run in-process and on a loopback Flower deployment (4 SuperNodes): wall ratio, overhead per round.
+bench-flower: $(TINY_MODEL)/config.json $(SAMPLE)
+	$(PY) benchmarks/bench_flower.py --model $(TINY_MODEL) --dataset $(SAMPLE)
 
 bench-converter: $(VENV)/.installed
 	$(PY) benchmarks/bench_converter.py

@@ -6,7 +6,7 @@ This module imports nothing heavy: the ``swift sft`` hook reads the field names 
 import math
 import re
 from dataclasses import dataclass, fields
-from typing import Literal, Optional
+from typing import Dict, Literal, Optional
 
 FED_ALGS = ('fedavg', 'avg-epi', 'fedprox', 'scaffold', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'central')
 LOCAL_PATTERN = re.compile(r'^local(\d*)$')
@@ -111,6 +111,24 @@ class FederatedArguments:
         dp_secure_rng (bool): Draw the DP noise from the operating system's CSPRNG instead of generators seeded
             with (seed, round, client), which anyone who knows the seed can recompute (and subtract). Real
             deployments need it; runs are then not reproducible. Defaults to False.
+        fed_engine (str): Where clients train. 'in_process': one after another in this process. 'flower': on Flower
+            SuperNodes; this command starts a SuperLink and `supernodes` SuperNodes (each with a training worker that
+            loads the model once) on 127.0.0.1 with TLS and SuperNode authentication, runs the same command line as a
+            Flower run, and stops them all at the end, on Ctrl-C or on a crash. 'simulation': Flower's simulation
+            engine (Ray), `supernodes` virtual SuperNodes with `client_resources` each. Same rounds, algorithms,
+            logs, checkpoints and results as 'in_process'. Defaults to 'in_process'.
+        supernodes (int): With `fed_engine` 'flower' or 'simulation': the number of SuperNodes; client k is hosted by
+            node k mod supernodes. A server started by `flwr run` waits for this many SuperNodes to connect.
+            Defaults to 2.
+        client_timeout (float): With `fed_engine` 'flower' or 'simulation': seconds the server waits for a client's
+            reply in a round (the client is then logged `timeout` and the round closes with the others), and for
+            the SuperNodes to connect and register (which builds their model and data). Defaults to 1800.
+        client_resources (Optional[str]): With `fed_engine` 'simulation': resources of each virtual client as
+            'num_cpus=N,num_gpus=G' (Flower's client_resources; G may be fractional, e.g. 0.5 puts two clients on
+            one GPU). Defaults to None (num_cpus=1, num_gpus=0).
+        wire_dtype (str): The dtype adapters travel in between server and Flower clients: 'float32' (exact),
+            'bfloat16' or 'float16' (half the bytes; states are rounded on the wire, training stays in the model's
+            dtype). Defaults to 'float32'.
     """
 
     fed_alg: str = 'fedavg'
@@ -147,6 +165,11 @@ class FederatedArguments:
     dp_clip_lr: Optional[float] = None
     dp_clipped_count_stddev: Optional[float] = None
     dp_secure_rng: bool = False
+    fed_engine: Literal['in_process', 'flower', 'simulation'] = 'in_process'
+    supernodes: int = 2
+    client_timeout: float = 1800.0
+    client_resources: Optional[str] = None
+    wire_dtype: Literal['float32', 'bfloat16', 'float16'] = 'float32'
 
     def _check_federated(self) -> None:
         """Validate the federated fields; raise ``ValueError`` naming the argument and the fix."""
@@ -171,6 +194,7 @@ class FederatedArguments:
                 f'{self.client_num} (clients are 0..{self.client_num - 1}).'
             )
         self._check_dp()
+        self._check_engine()
 
     def _check_dp(self) -> None:
         """Validate the ``--dp_*`` fields (client-level DP is on when ``--dp_clip_norm`` is given)."""
@@ -218,6 +242,53 @@ class FederatedArguments:
         for name in ('dp_clip_lr', 'dp_clipped_count_stddev'):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f'--{name} must be > 0, got {getattr(self, name)}.')
+
+    def _check_engine(self) -> None:
+        """Validate the Flower engine fields (``--fed_engine`` and what goes with it)."""
+        if self.fed_engine == 'in_process':
+            return
+        if self.supernodes < 1:
+            raise ValueError(f'--supernodes must be >= 1, got {self.supernodes}.')
+        if self.supernodes > self.client_num:
+            raise ValueError(
+                f'--supernodes {self.supernodes} > --client_num {self.client_num}: some SuperNodes would host no '
+                'client. Use at most as many SuperNodes as clients.'
+            )
+        if not self.client_timeout > 0:
+            raise ValueError(f'--client_timeout must be > 0 seconds, got {self.client_timeout}.')
+        if self.fed_alg == 'central':
+            raise ValueError(
+                f"--fed_alg central pools every client's rows in one place, which --fed_engine {self.fed_engine} "
+                'cannot do (data stays on the nodes). Use --fed_engine in_process.'
+            )
+        if self.fed_eval_every and not getattr(self, 'val_dataset', None):
+            raise ValueError(
+                f'--fed_eval_every with --fed_engine {self.fed_engine} needs --val_dataset: the server evaluates on '
+                'its own validation file and never opens training rows (so --split_dataset_ratio cannot provide one).'
+            )
+        self.parsed_client_resources()
+
+    def parsed_client_resources(self) -> Dict[str, float]:
+        """``--client_resources`` as ``{'num_cpus': int, 'num_gpus': float}`` (defaults 1 and 0)."""
+        resources: Dict[str, float] = {'num_cpus': 1, 'num_gpus': 0.0}
+        for item in (self.client_resources or '').replace(' ', '').split(','):
+            if not item:
+                continue
+            name, sep, value = item.partition('=')
+            if not sep or name not in resources:
+                raise ValueError(
+                    f'--client_resources {self.client_resources!r}: expected num_cpus=N,num_gpus=G, got {item!r}.'
+                )
+            try:
+                number = int(value) if name == 'num_cpus' else float(value)
+            except ValueError:
+                raise ValueError(f'--client_resources: {name} must be a number, got {value!r}.') from None
+            if number < (1 if name == 'num_cpus' else 0):
+                raise ValueError(
+                    f'--client_resources: {name} must be >= {1 if name == "num_cpus" else 0}, got {value}.'
+                )
+            resources[name] = number
+        return resources
 
     @property
     def local_client(self) -> Optional[int]:

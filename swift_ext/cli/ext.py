@@ -23,6 +23,9 @@ SUB_COMMANDS: Dict[str, SubCommand] = {
     'doctor': SubCommand(
         'swift_ext.doctor.cli', 'diagnose environment, model, LoRA scope, federated plan and data before a long run'
     ),
+    'certs': SubCommand(
+        'swift_ext.flower.certificates', 'TLS certificates and SuperNode authentication keys for a Flower federation'
+    ),
 }
 
 

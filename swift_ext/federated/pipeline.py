@@ -38,7 +38,15 @@ from .client_node import ClientData, ClientNode, LocalTraining
 from .client_trainer import make_client_trainer_cls
 from .console import attach_run_log, console_logger, start_lines, summary_lines
 from .data_requirements import require_kept_rows, warn_clients_without_rows
-from .dataset import ClientMembership, RowTagger, describe_row, dropped_rows, file_line_numbers, write_checked_copy
+from .dataset import (
+    ClientMembership,
+    Partitioner,
+    RowTagger,
+    describe_row,
+    dropped_rows,
+    file_line_numbers,
+    write_checked_copy,
+)
 from .global_model import GlobalEvaluation, SwiftGlobalModel
 from .jsonl_log import append_row, drop_incomplete_tail
 from .resume import resume_point
@@ -63,6 +71,7 @@ class FedSwiftSft(SwiftSft):
 
     def __init__(self, args: Optional[Union[List[str], FedSftArguments]] = None) -> None:
         register_checked_templates()  # before ms-swift resolves --template while parsing the arguments
+        self.dataset_checks: List[str] = []  # one summary line per checked file (a Flower node reports them)
         super().__init__(args)
 
     def _parse_args(self, args: Optional[Union[List[str], FedSftArguments]] = None) -> FedSftArguments:
@@ -75,13 +84,14 @@ class FedSwiftSft(SwiftSft):
 
     # ----------------------------------------------------------------------------------------------- set-up
 
-    def _prepare_client_data(self) -> Tuple[ClientData, Optional[HfDataset]]:
-        """Load, preprocess and encode-check the rows once; read client membership from the surviving rows.
-        Returns the clients' training rows and the validation rows (or None)."""
+    def _prepare_client_data(
+        self, partitioner: Partitioner = assign_client_ids
+    ) -> Tuple[ClientData, Optional[HfDataset]]:
+        """Load, preprocess and encode-check the rows once; read client membership from the surviving rows (rows
+        without a client column get theirs from ``partitioner``). Returns the clients' training rows and the
+        validation rows (or None)."""
         args = self.args
-        tagger = RowTagger(
-            args.client_num, args.partition, args.data_seed, assign_client_ids, args.client_column != 'none'
-        )
+        tagger = RowTagger(args.client_num, args.partition, args.data_seed, partitioner, args.client_column != 'none')
         self._check_dataset_files(tagger)
         with tagger.patched():
             train, val = self._get_dataset()
@@ -118,6 +128,7 @@ class FedSwiftSft(SwiftSft):
             if path.endswith('.jsonl') and os.path.isfile(path):
                 report = check_conversations_file(path, template=self.template, max_length=self.template.max_length)
                 console_logger().info(f'dataset check: {report.summary()}')
+                self.dataset_checks.append(report.summary())
                 name = os.path.basename(path)
                 report_path = os.path.join(args.output_dir, f'data_check_{name}.json')
                 try:  # bad rows under --dataset_check_strategy error, or none left: the user fixes the data
@@ -157,6 +168,38 @@ class FedSwiftSft(SwiftSft):
         )
 
     # ------------------------------------------------------------------------------------------ the two halves
+
+    def prepare_server(self) -> Optional[HfDataset]:
+        """Set up the server half of a Flower run: the model with its tuner (for the initial global state, saving
+        ``global_lora_{r}`` and evaluating) and ``args.json``; returns the ``--val_dataset`` rows (or None). No
+        training row is opened: those stay on the nodes."""
+        args = self.args
+        self._check_pixel_settings()
+        self._check_privacy_resumable()
+        self._record_resolved_arguments()
+        args.save_args()
+        if is_master():
+            record_pixel_settings(args.output_dir)
+        val = None
+        if args.val_dataset:
+            dataset, args.dataset = args.dataset, []  # ms-swift's own loader, for the validation files only
+            try:
+                _, val = self._get_dataset()
+            finally:
+                args.dataset = dataset
+            _, val = self._encode_dataset(None, val)
+        self.model = self.prepare_model(args, self.model, template=self.template)
+        return val
+
+    def prepare_node(self, partitioner: Partitioner = assign_client_ids) -> ClientData:
+        """Set up the node half of a Flower run: this node's rows (dataset check, preprocessing and encoding exactly
+        as in-process; ``partitioner`` gives rows without a client column their client) and the model with its
+        tuner. Build the node with :meth:`build_client_node`."""
+        data, _ = self._prepare_client_data(partitioner)
+        full_dataset = self._encoded(data.train)
+        self._show_dataset(full_dataset, None)
+        self.model = self.prepare_model(self.args, self.model, template=self.template, train_dataset=full_dataset)
+        return data
 
     def build_client_node(self, data: ClientData, state_dir: str) -> ClientNode:
         """Where clients train: this process's model, a fresh trainer per client turn, the clients' rows, and the
@@ -258,15 +301,23 @@ class FedSwiftSft(SwiftSft):
         args.fed_weighting = args.weighting
         args.server_lr = getattr(build_strategy(args.fed_alg, self._server_config()), 'server_lr', None)
 
-    def run(self) -> Dict[str, Any]:
+    def completed_run(self) -> Optional[Dict[str, Any]]:
+        """With ``--resume`` of a run that already did all its rounds: its summary (nothing is trained); else None."""
         args = self.args
         rounds_done = resume_point(args.output_dir).rounds_done if args.resume else 0
-        if rounds_done >= args.round:
-            logger.info(
-                f'[swift_ext] --resume: {args.output_dir} is complete ({rounds_done} rounds done, --round '
-                f'{args.round}); nothing to train.'
-            )
-            return {'fed_alg': args.fed_alg, 'rounds': rounds_done, 'complete': True}
+        if rounds_done < args.round:
+            return None
+        logger.info(
+            f'[swift_ext] --resume: {args.output_dir} is complete ({rounds_done} rounds done, --round '
+            f'{args.round}); nothing to train.'
+        )
+        return {'fed_alg': args.fed_alg, 'rounds': rounds_done, 'complete': True}
+
+    def run(self) -> Dict[str, Any]:
+        args = self.args
+        completed = self.completed_run()
+        if completed is not None:
+            return completed
         self._check_pixel_settings()
         self._check_privacy_resumable()
         data, val = self._prepare_client_data()
@@ -346,8 +397,20 @@ def parse_fed_sft_argv(argv: List[str]) -> FedSftArguments:
 
 
 def fed_sft_main(args: Optional[Union[List[str], FedSftArguments]] = None) -> Dict[str, Any]:
-    """Entry point of federated ``swift sft`` (``swift-fed sft`` and the ``swift sft`` hook both land here)."""
-    return FedSwiftSft(args).main()
+    """Entry point of federated ``swift sft`` (``swift-fed sft`` and the ``swift sft`` hook both land here).
+
+    ``--fed_engine flower|simulation`` hands the command line to the Flower launcher (``swift_ext.flower``), which
+    runs it as a Flower run; the default runs every client in this process."""
+    argv = sys.argv[1:] if args is None else args
+    register_checked_templates()  # before ms-swift resolves --template while parsing the arguments
+    parsed = argv if isinstance(argv, FedSftArguments) else parse_fed_sft_argv(argv)
+    if parsed.fed_engine == 'in_process':
+        return FedSwiftSft(parsed).main()
+    if isinstance(argv, FedSftArguments):
+        raise UsageError(f'--fed_engine {parsed.fed_engine} runs a command line: pass the arguments as a list.')
+    from ..flower.launcher import launch
+
+    return launch(parsed, translate_legacy_argv(argv))
 
 
 __all__ = ['FedSwiftSft', 'fed_sft_main']
