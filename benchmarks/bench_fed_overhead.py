@@ -14,9 +14,10 @@ Per run it measures, from outside the process tree (``os.wait4``) and from its o
   last (every client's turn, aggregation, run log, checkpoint and adapter saves), next to the sum of the rounds in
   ``fed_log.jsonl`` (which stops before the round-end saves);
 - tokens/s: input tokens trained on (ms-swift's ``num_input_tokens_seen``) per second of training phase;
-- federated, per client-round (``fed_log.jsonl``): its wall time beyond its steps at plain's seconds per step, and its
-  time outside ``trainer.train()`` (trainer construction, state copies); the round-end work per round; the size on
-  disk of one round's checkpoint and of the global adapter (or model);
+- federated, per client-round: the CPU time beyond plain's (paired runs, whole commands, divided by the client-rounds);
+  from ``fed_log.jsonl``, its wall time beyond its steps at plain's seconds per step (only meaningful on a quiet
+  machine) and its time outside ``trainer.train()`` (trainer construction, state copies); the round-end work per
+  round; the size on disk of one round's checkpoint and of the global adapter (or model);
 - with ``--device cuda``: peak GPU memory (ms-swift's ``memory(GiB)``, torch's peak reserved memory).
 
 The model is ``--model`` or the random-weight preset ``--size``/``--family`` of ``data_tools.tiny_model``, built into
@@ -231,7 +232,9 @@ def report(args: argparse.Namespace, plain: List[SideRun], fed: List[SideRun], p
     round_end = [(run.train - run.fed['rounds_logged']) / args.rounds for run in fed]
     between = [(run.fed['rounds_logged'] - run.fed['client_seconds']) / args.rounds for run in fed]
     round_share = [100 * (run.train - run.fed['rounds_logged']) / run.train for run in fed]
+    cpu_beyond = [(f.cpu - p.cpu) / n for f, p, n in zip(fed, plain, turns)]
     print(f'\nplain: {step_seconds:.3f} s per optimizer step (median train_runtime / {total_steps})')
+    print(f'federated CPU time beyond plain per client-round (paired runs): {spread(cpu_beyond, ".3f")} s')
     print(f'federated, per client-round: {spread(beyond, ".3f")} s beyond its steps at that rate, of which')
     print(f'  {spread(outside, ".3f")} s outside trainer.train() (trainer construction, state copy out)')
     print(f'federated, per round: {spread(between, ".3f")} s between clients (state loads, aggregation, log),')
