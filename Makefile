@@ -64,8 +64,13 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(TINY_MODEL)/config.json $(SAMPLE)
-	$(PY) benchmarks/bench_fed_overhead.py --model $(TINY_MODEL) --dataset $(SAMPLE)
+# Federated vs plain swift sft on a random-weight preset (built into build/ on first use): SIZE=tiny|small (CPU),
+# FAMILY=qwen2_vl|qwen2_5_vl, BENCH_ARGS for more (e.g. --tuner_type full, --repeats 5, --json out.json).
+SIZE ?= small
+FAMILY ?= qwen2_vl
+BENCH_ARGS ?=
+bench: $(VENV)/.installed $(SAMPLE)
+	$(PY) benchmarks/bench_fed_overhead.py --size $(SIZE) --family $(FAMILY) --dataset $(SAMPLE) $(BENCH_ARGS)
 
 # Android-Control: raw GZIP TFRecord shards -> episodes -> conversations -> client partitions (README section).
 AC_RAW ?= data/android_control/raw

