@@ -8,6 +8,13 @@ import re
 from dataclasses import dataclass, fields
 from typing import Dict, Literal, Optional
 
+SECAGG_ALGS = ('fedavg', 'avg-epi', 'fedprox', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad')
+SECAGG_DEFAULTS = {
+    'secagg_num_shares': 0,
+    'secagg_reconstruction_threshold': 0,
+    'secagg_clipping_range': None,
+    'secagg_quantization_range': 4194304,
+}
 FED_ALGS = ('fedavg', 'avg-epi', 'fedprox', 'scaffold', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'central')
 LOCAL_PATTERN = re.compile(r'^local(\d*)$')
 ADAPTIVE_CLIP_SETTINGS = ('dp_target_quantile', 'dp_clip_lr', 'dp_clipped_count_stddev')
@@ -129,6 +136,25 @@ class FederatedArguments:
         wire_dtype (str): The dtype adapters travel in between server and Flower clients: 'float32' (exact),
             'bfloat16' or 'float16' (half the bytes; states are rounded on the wire, training stays in the model's
             dtype). Defaults to 'float32'.
+        secure_aggregation (str): 'secaggplus': with `fed_engine` 'flower', every round goes through Flower's
+            SecAgg+ (its secaggplus_mod on the nodes and its SecAggPlusWorkflow on the server): each client uploads
+            only its masked, quantised update (Delta_k = y_k - x weighted by `fed_weighting`, or its clipped, noised
+            Delta_k with `dp_mode` 'distributed') and the server only ever holds the round's sum. Needs one client
+            per SuperNode (`supernodes` = `client_num`), at least 3 clients per round, `wire_dtype` 'float32', and
+            `fed_alg` fedavg, avg-epi, fedprox, fedavgm, fedadam, fedyogi or fedadagrad (SCAFFOLD's per-client
+            control variates and `save_client_updates` need individual updates). 'none': updates travel as they
+            are. Defaults to 'none'.
+        secagg_num_shares (int): With `secure_aggregation`: the SecAgg+ neighbours each client secret-shares its
+            keys with (itself included; at least 3). Defaults to 0 (every client of the round).
+        secagg_reconstruction_threshold (int): With `secure_aggregation`: shares needed to unmask a client (at least
+            2, below `secagg_num_shares`); the round survives a client dropping out while every client keeps this
+            many live neighbours. Defaults to 0 (one fewer than the shares: one dropout per round tolerated).
+        secagg_clipping_range (Optional[float]): With `secure_aggregation`: R, each entry of a client's vector is
+            clipped to [-R, R] before quantisation. Defaults to None (with `dp_mode` 'distributed' the round's clip
+            norm plus 6 noise standard deviations per client, else 8.0, Flower's default).
+        secagg_quantization_range (int): With `secure_aggregation`: Q, the quantisation levels over [-R, R] (2^bits);
+            the reconstructed mean is off by less than 2R/Q per entry with uniform weights (logged every round as
+            `mean_error_bound`). Clients per round times Q must stay below 2^32. Defaults to 4194304.
     """
 
     fed_alg: str = 'fedavg'
@@ -170,6 +196,11 @@ class FederatedArguments:
     client_timeout: float = 1800.0
     client_resources: Optional[str] = None
     wire_dtype: Literal['float32', 'bfloat16', 'float16'] = 'float32'
+    secure_aggregation: Literal['none', 'secaggplus'] = 'none'
+    secagg_num_shares: int = 0
+    secagg_reconstruction_threshold: int = 0
+    secagg_clipping_range: Optional[float] = None
+    secagg_quantization_range: int = 4194304
 
     def _check_federated(self) -> None:
         """Validate the federated fields; raise ``ValueError`` naming the argument and the fix."""
@@ -195,6 +226,7 @@ class FederatedArguments:
             )
         self._check_dp()
         self._check_engine()
+        self._check_secure_aggregation()
 
     def _check_dp(self) -> None:
         """Validate the ``--dp_*`` fields (client-level DP is on when ``--dp_clip_norm`` is given)."""
@@ -267,6 +299,52 @@ class FederatedArguments:
                 'its own validation file and never opens training rows (so --split_dataset_ratio cannot provide one).'
             )
         self.parsed_client_resources()
+
+    def _check_secure_aggregation(self) -> None:
+        """Validate ``--secure_aggregation`` and the ``--secagg_*`` fields."""
+        given = [f'--{name}' for name, default in SECAGG_DEFAULTS.items() if getattr(self, name) != default]
+        if self.secure_aggregation == 'none':
+            if given:
+                raise ValueError(f'{", ".join(given)}: only with --secure_aggregation secaggplus.')
+            return
+        problems = []
+        if self.fed_engine != 'flower':
+            problems.append(
+                f'it runs on the Flower deployment engine (--fed_engine flower), not --fed_engine {self.fed_engine}'
+            )
+        if self.fed_alg not in SECAGG_ALGS:
+            problems.append(
+                f'--fed_alg {self.fed_alg} needs individual client updates (SCAFFOLD: its control variates; local<k>: '
+                f'one client); use one of {", ".join(SECAGG_ALGS)}'
+            )
+        if self.client_sample < 3:
+            problems.append(
+                f'--client_sample {self.client_sample}: the sum of fewer than 3 clients reveals each one to the others'
+            )
+        if self.supernodes != self.client_num:
+            problems.append('SecAgg+ masks per SuperNode: give every client its own (--supernodes = --client_num)')
+        if self.dp_clip_norm is not None and (self.dp_mode or 'central') != 'distributed':
+            problems.append('client-level DP with it must be --dp_mode distributed (central DP clips each update)')
+        if self.save_client_updates:
+            problems.append('--save_client_updates needs individual updates, which the server never receives')
+        if self.wire_dtype != 'float32':
+            problems.append(f'--wire_dtype {self.wire_dtype}: the masked upload is integer; use float32')
+        shares = self.secagg_num_shares or self.client_sample
+        if self.secagg_num_shares and not 3 <= self.secagg_num_shares <= self.client_sample:
+            problems.append(f'--secagg_num_shares must be 0 or in [3, --client_sample], got {self.secagg_num_shares}')
+        threshold = self.secagg_reconstruction_threshold
+        if threshold and not 2 <= threshold < shares:
+            problems.append(f'--secagg_reconstruction_threshold must be 0 or in [2, {shares - 1}], got {threshold}')
+        if self.secagg_clipping_range is not None and not self.secagg_clipping_range > 0:
+            problems.append(f'--secagg_clipping_range must be > 0, got {self.secagg_clipping_range}')
+        if not 2 <= self.secagg_quantization_range < 2**32 // max(self.client_sample, 1):
+            problems.append(
+                f'--secagg_quantization_range must be >= 2 and below 2^32 / --client_sample = '
+                f'{2**32 // max(self.client_sample, 1)} (the masked sum is taken modulo 2^32), got '
+                f'{self.secagg_quantization_range}'
+            )
+        if problems:
+            raise ValueError('--secure_aggregation secaggplus: ' + '; '.join(problems) + '.')
 
     def parsed_client_resources(self) -> Dict[str, float]:
         """``--client_resources`` as ``{'num_cpus': int, 'num_gpus': float}`` (defaults 1 and 0)."""

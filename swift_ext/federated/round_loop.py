@@ -10,6 +10,11 @@ The loop knows neither the model's framework nor the transport: it holds states 
 With client-level DP (``privacy``, :class:`~swift_ext.privacy.ClientLevelDp`) the round's accumulator is the DP one
 (clipped, noised, fixed-denominator mean of the client deltas) instead of the weighted mean, each round is charged to
 the accountant and logged with its epsilon, and no round starts that would end above ``--dp_target_epsilon``.
+
+With a transport that only hands over sums (``sums_only``: secure aggregation) a round is one
+:class:`~swift_ext.federated.transport.base.SummedUpdate`: without DP its sum_k w_k Delta_k / sum_k w_k is the
+client mean (:class:`SummedMean`), under distributed DP the sum goes into the DP aggregator as one summed reply of
+m' clients. No per-client check is possible there; the nodes refuse to add a non-finite or misshaped update.
 """
 
 import json
@@ -19,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Tuple
 
+import torch
 from safetensors.torch import save_file
 from swift.utils import get_logger
 from tqdm import tqdm
@@ -32,7 +38,7 @@ from .console import console_logger, display_path, round_line
 from .run_log import FedRunLog
 from .sampling import CENTRAL_CLIENT, client_seed_offset, clients_for_round
 from .state import State
-from .transport.base import ClientTask, ClientTransport, ClientUpdate
+from .transport.base import ClientTask, ClientTransport, ClientUpdate, SummedUpdate
 
 if TYPE_CHECKING:  # dp-accounting is imported only by runs with client-level DP
     from ..privacy import ClientLevelDp
@@ -101,6 +107,27 @@ class RoundRecord:
     global_state: State
     aggregated: int
     privacy: Optional[Dict[str, Any]] = None  # the round's `privacy` log row (epsilon, clip norm) under DP
+    secure: Optional[Dict[str, Any]] = None  # the round's `secure_aggregation` log row under secure aggregation
+
+
+class SummedMean:
+    """The client mean of a secure round: x + sum_k w_k Delta_k / sum_k w_k (float32) over its ``count`` clients."""
+
+    def __init__(self, global_state: State, summed: SummedUpdate) -> None:
+        check_compatible(global_state, summed.delta_sum, 'securely summed update')
+        self.global_state = global_state
+        self.summed = summed
+        self.count = summed.count
+
+    def add(self, state: State, weight: float) -> None:
+        raise ValueError('A secure round has one sum; no client update can be added to it.')
+
+    def mean(self) -> State:
+        s = self.summed
+        return {
+            name: (x.to(torch.float64) + s.delta_sum[name] / s.weight_sum).float()
+            for name, x in self.global_state.items()
+        }
 
 
 @dataclass
@@ -158,6 +185,8 @@ class RoundLoop:
             if self.run_log is not None:
                 row = self.run_log.log_round(round_number, record.results, time.perf_counter() - start)
                 totals = {key: totals[key] + row[key] for key in totals}
+                if record.secure is not None:
+                    self.run_log.write(record.secure)
                 if record.privacy is not None:
                     self.run_log.log_privacy(record.privacy)
             if not self.writes:
@@ -215,6 +244,8 @@ class RoundLoop:
             for slot, client in enumerate(clients)
         ]
         mean = WeightedMean() if self.privacy is None else self.privacy.aggregator(round_idx + 1, global_state)
+        if getattr(self.transport, 'sums_only', False):
+            return self._run_summed_round(round_idx + 1, tasks, global_state, mean)
         clip_bits = client_dp is not None and client_dp.clip_bit_stddev is not None
         results: Dict[int, ClientResult] = {}
         # A terminal gets a bar of the round's clients, cleared when the round's line is printed.
@@ -233,6 +264,32 @@ class RoundLoop:
             next_state = self.strategy.aggregate(global_state, mean)
         privacy = None if self.privacy is None else self.privacy.finish_round(round_idx + 1, mean)
         return RoundRecord(ordered, next_state, mean.count, privacy)
+
+    def _run_summed_round(
+        self, round_number: int, tasks: List[ClientTask], global_state: State, mean: ClientMean
+    ) -> RoundRecord:
+        """The round as one sum (secure aggregation); ``mean`` is the DP aggregator under DP."""
+        summed = self.transport.train_summed(tasks)
+        for result in summed.results:
+            self._check_abort(round_number, result)
+        next_state = global_state
+        if summed.count == 0:
+            logger.error(f'[swift_ext] round {round_number}: no client update was summed; global state unchanged.')
+        else:
+            if self.privacy is None:
+                mean = SummedMean(global_state, summed)
+            else:
+                mean.add_sum(summed.delta_sum, summed.count, summed.clip_bit_sum)
+            next_state = self.strategy.aggregate(global_state, mean)
+        privacy = None if self.privacy is None else self.privacy.finish_round(round_number, mean)
+        return RoundRecord(summed.results, next_state, summed.count, privacy, summed.report)
+
+    def _check_abort(self, round_number: int, result: ClientResult) -> None:
+        """Raise :class:`ClientFailedError` for a failed client under ``--client_failure abort``."""
+        if result.status == FAILED and self.plan.client_failure == 'abort':
+            raise ClientFailedError(
+                f'round {round_number}: client {result.client} failed (--client_failure abort): {result.detail}'
+            )
 
     def _task(
         self, round_number: int, seed_offset: int, client: int, global_state: State, dp: Optional[ClientDp]
@@ -259,10 +316,7 @@ class RoundLoop:
         ``clip_bits``: distributed DP with adaptive clipping)."""
         result = update.result
         result.weight = client_weight(result, self.plan.weighting) if result.samples else 0.0
-        if result.status == FAILED and self.plan.client_failure == 'abort':
-            raise ClientFailedError(
-                f'round {round_number}: client {result.client} failed (--client_failure abort): {result.detail}'
-            )
+        self._check_abort(round_number, result)
         if result.status != OK:
             return result
         problems = update_problems(global_state, update, clip_bits)

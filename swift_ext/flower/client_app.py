@@ -6,6 +6,10 @@
 - Simulation engine (no ``worker-socket``): Flower's Ray actors are long-lived processes, so the node is built in the
   actor itself on its first message and kept in this process (one build per actor).
 
+With ``--secure_aggregation secaggplus`` Flower's ``secaggplus_mod`` wraps the train handler (for train messages
+that carry its stage record, :mod:`.secagg_client`): the handler's reply becomes the client's vector, which leaves the
+node only masked.
+
 The handlers stay thin; what the records mean is :mod:`.protocol`, where clients train is
 ``swift_ext.federated.client_node``.
 """
@@ -15,10 +19,12 @@ from typing import Any, Dict, Mapping, Optional
 
 from flwr.app import Context, Message, MessageType
 from flwr.clientapp import ClientApp
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
 from .payload import Payload, receive_frame, send_frame
+from .secagg_client import SECAGG_TASK, fitres_content, optional_secaggplus_mod
 
-app = ClientApp()
+app = ClientApp(mods=[optional_secaggplus_mod])
 
 _in_process_service = None  # the simulation engine's per-actor node (see the module docstring)
 
@@ -37,12 +43,15 @@ def train(message: Message, context: Context) -> Message:
 
 def _answer(message_type: str, message: Message, context: Context) -> Message:
     payload = Payload.from_record_dict(message.content)
+    payload.configs.pop(RECORD_KEY_CONFIGS, None)  # SecAgg+'s own stage record, read by its mod
     run_config, node_config = dict(context.run_config), dict(context.node_config)
     socket_path: Optional[str] = node_config.get('worker-socket')
     if socket_path:
         reply = ask_worker(str(socket_path), message_type, run_config, node_config, payload)
     else:
         reply = _service().handle(message_type, run_config, node_config, payload)
+    if SECAGG_TASK in payload.configs:  # secure aggregation: SecAgg+'s mod masks the vector, clears the arrays
+        return Message(fitres_content(payload, reply), reply_to=message)
     return Message(reply.to_record_dict(), reply_to=message)
 
 

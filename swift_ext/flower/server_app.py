@@ -4,7 +4,8 @@ It reads the swift arguments from the run config (:mod:`.run_config`), sets up t
 the initial global state, ``global_lora_{r}``, ``args.json`` and evaluation on ``--val_dataset``; no training row),
 registers the SuperNodes, and runs ``FedSwiftSft.run_rounds`` over a
 :class:`~swift_ext.federated.transport.flower.FlowerTransport`: same sampling, strategies, ``fed_log.jsonl``,
-TensorBoard, checkpoints and ``--resume``.
+TensorBoard, checkpoints and ``--resume``. With ``--secure_aggregation secaggplus`` the transport runs each round
+through Flower's SecAgg+ and the round loop only receives the round's sum.
 """
 
 import hashlib
@@ -45,6 +46,20 @@ def sampled_clients(args) -> Set[int]:
     }
 
 
+def secagg_settings(args):
+    """The run's :class:`~swift_ext.flower.secagg_server.SecAggSettings`, None without ``--secure_aggregation``."""
+    if args.secure_aggregation == 'none':
+        return None
+    from .secagg_server import SecAggSettings
+
+    return SecAggSettings(
+        num_shares=args.secagg_num_shares,
+        reconstruction_threshold=args.secagg_reconstruction_threshold,
+        clipping_range=args.secagg_clipping_range,
+        quantization_range=args.secagg_quantization_range,
+    )
+
+
 def run_server(grid: Grid, argv: List[str]) -> Dict[str, Any]:
     """Run the federated rounds of ``argv`` with the SuperNodes reachable through ``grid``; returns the run summary."""
     run_ms_swift_locally()  # before ms-swift's pipeline is imported (see .ms_swift_ray)
@@ -61,5 +76,13 @@ def run_server(grid: Grid, argv: List[str]) -> Dict[str, Any]:
     run = RunIdentity(run_key(args.output_dir), os.path.abspath(args.output_dir))
     val = pipeline.prepare_server()
     directory = register_nodes(grid, run, args.supernodes, args.client_timeout, sampled_clients(args))
-    transport = FlowerTransport(grid, directory, run, args.wire_dtype, args.client_timeout)
+    transport = FlowerTransport(
+        grid,
+        directory,
+        run,
+        args.wire_dtype,
+        args.client_timeout,
+        secure=secagg_settings(args),
+        weighting=args.weighting,
+    )
     return pipeline.run_rounds(pipeline.build_round_loop(transport, val))

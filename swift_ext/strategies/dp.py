@@ -31,7 +31,7 @@ The run's noise multiplier z is split so that the pair of sums is the Gaussian m
 Central mode: the server clips and adds both noises (:class:`DpMean`). Distributed mode: each client clips its own
 update and adds its share N(0, (z_Delta C)^2 / m), and N(0, sigma_b^2 / m) on its shifted bit, before replying
 (:class:`ClientDp`); the server only sums (:class:`NoisySum`): m shares of variance s^2 / m add up to s^2. Nothing
-on the server looks at one client's reply, so secure aggregation can replace that sum.
+on the server looks at one client's reply, so secure aggregation can replace that sum (``NoisySum.add_sum``).
 
 Noise comes from :class:`SeededNoise` (a torch generator seeded per (seed, round, party, purpose), reproducible, never
 the global RNGs; whoever knows the run's seed can recompute and subtract it) or :class:`SystemNoise` (the operating
@@ -252,6 +252,21 @@ class NoisySum(FixedDenominatorSum):
         """A client's noised b_k - 1/2."""
         self._bit_sum += bit
         self.bit_count += 1
+
+    def add_sum(self, delta_sum: State, count: int, bit_sum: Optional[float] = None) -> None:
+        """The whole round as one summed reply (secure aggregation): sum_k of the ``count`` clients' clipped, noised
+        Delta_k and, with adaptive clipping, of their noised b_k - 1/2. The round is then charged for these ``count``
+        clients' noise shares (``ClientLevelDp.finish_round``)."""
+        if self.count:
+            raise ValueError('A summed reply is the whole round; the round already has updates.')
+        if count < 1:
+            raise ValueError(f'A summed reply needs at least one client, got {count}.')
+        check_compatible(self.global_state, delta_sum, 'securely summed update')
+        self._add(delta_sum, None)
+        self.count = count
+        if bit_sum is not None:
+            self._bit_sum += bit_sum
+            self.bit_count = count
 
 
 @dataclass(frozen=True)

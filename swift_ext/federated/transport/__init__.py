@@ -9,7 +9,16 @@ Both transports hand each task to the same :class:`swift_ext.federated.client_no
 exists once.
 """
 
-from .base import ClientTask, ClientTransport, ClientUpdate, task_nbytes, update_nbytes
+from .base import ClientTask, ClientTransport, ClientUpdate, SummedUpdate, SummingTransport, task_nbytes, update_nbytes
 from .in_process import InProcessTransport
 
-__all__ = ['ClientTask', 'ClientTransport', 'ClientUpdate', 'InProcessTransport', 'task_nbytes', 'update_nbytes']
+__all__ = [
+    'ClientTask',
+    'ClientTransport',
+    'ClientUpdate',
+    'InProcessTransport',
+    'SummedUpdate',
+    'SummingTransport',
+    'task_nbytes',
+    'update_nbytes',
+]

@@ -3,10 +3,13 @@
 A round is a list of :class:`ClientTask` (one per sampled client); a transport runs them and yields one
 :class:`ClientUpdate` per task, in any order, as each finishes. The server validates every update (finite tensors,
 keys and shapes of the global state) before it reaches the aggregation, so a transport never filters.
+
+A transport that only ever hands the server a round's SUM (secure aggregation) says so with ``sums_only = True`` and
+implements ``train_summed``: the round loop then gets one :class:`SummedUpdate` per round instead of the updates.
 """
 
 from dataclasses import dataclass
-from typing import Iterator, Optional, Protocol, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Protocol, Sequence
 
 from ...strategies.dp import ClientDp
 from ..client import ClientResult
@@ -59,6 +62,31 @@ class ClientUpdate:
     clip_bit: Optional[float] = None
 
 
+@dataclass
+class SummedUpdate:
+    """A round under secure aggregation, as the server sees it: the weighted sum of the clients' vectors and each
+    client's clear record, never one client's update.
+
+    Attributes:
+        results: one record per task, in task order: ``ok`` for every client in the sum (with its weight w_k, n_k and
+            log numbers), ``timeout`` / ``failed`` for the others (dropped out, or refused to add its update).
+        delta_sum: sum_k w_k Delta_k over the summed clients (float64), Delta_k = y_k - x, or under distributed DP
+            the client's clipped, noised Delta_k (w_k = 1); None when nothing could be summed.
+        weight_sum: sum_k w_k over the summed clients.
+        count: m', the number of summed clients.
+        clip_bit_sum: sum_k of the noised b_k - 1/2 (distributed DP with adaptive clipping), else None.
+        report: the round's ``secure_aggregation`` log row (clients summed, ranges, reconstruction error bound, the
+            audit of the replies).
+    """
+
+    results: List[ClientResult]
+    delta_sum: Optional[State]
+    weight_sum: float
+    count: int
+    clip_bit_sum: Optional[float]
+    report: Dict[str, Any]
+
+
 class ClientTransport(Protocol):
     """Runs a round's tasks on the clients; the round loop does not know which transport it talks to."""
 
@@ -67,6 +95,14 @@ class ClientTransport(Protocol):
         status ``timeout``; a client whose training raised yields status ``failed`` with the error in ``detail``.
         ``result.bytes_sent`` / ``bytes_received`` are what travelled for that client."""
         ...
+
+
+class SummingTransport(ClientTransport, Protocol):
+    """A transport under secure aggregation (``sums_only`` true): the round's tasks give one :class:`SummedUpdate`."""
+
+    sums_only: bool
+
+    def train_summed(self, tasks: Sequence[ClientTask]) -> SummedUpdate: ...
 
 
 def task_nbytes(task: ClientTask) -> int:

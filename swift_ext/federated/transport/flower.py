@@ -10,33 +10,36 @@ Flower's Grid (deployment or simulation engine); replies stream back into the ro
 - ``bytes_sent`` / ``bytes_received`` are the serialized sizes of every object of the message and of its reply (what
   the node pulls and pushes: arrays, records, metadata), in ``wire_dtype``.
 
+With secure aggregation (``secure``: :class:`~swift_ext.flower.secagg_server.SecAggSettings`) the transport is
+``sums_only``: :meth:`FlowerTransport.train_summed` runs the round through Flower's SecAgg+ (each sampled client on
+its own SuperNode) and returns the survivors' weighted sum as one ``SummedUpdate``; ``train`` is not used then.
+
 The transport never filters: the round loop validates every update. This module imports flwr; the package's
 ``__init__`` does not import it, so in-process runs never load Flower.
 """
 
 import time
-from typing import Dict, Iterator, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
+import numpy as np
+import torch
 from flwr.app import Message, MessageType
 from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid
-from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 from swift.utils import get_logger
 
 from ...flower.payload import Payload
 from ...flower.protocol import RunIdentity, decode_update, encode_task
 from ...flower.registration import NodeDirectory
-from ..client import FAILED, TIMEOUT, ClientResult
-from .base import ClientTask, ClientUpdate
+from ...flower.secagg_client import SECAGG_TASK, clear_reply
+from ...flower.secagg_server import SecAggSettings, check_modulus, mean_error_bound, message_nbytes, secure_round
+from ..client import FAILED, OK, TIMEOUT, ClientResult
+from ..state import State
+from .base import ClientTask, ClientUpdate, SummedUpdate
 
 logger = get_logger()
 
 UNREACHABLE = {ErrorCode.MESSAGE_UNAVAILABLE, ErrorCode.REPLY_MESSAGE_UNAVAILABLE, ErrorCode.NODE_UNAVAILABLE}
-
-
-def message_nbytes(message: Message) -> int:
-    """Serialized bytes of ``message`` and everything it carries (Flower sends each object as its deflated form)."""
-    return sum(len(obj.deflate()) for obj in get_all_nested_objects(message).values())
 
 
 class FlowerTransport:
@@ -50,6 +53,8 @@ class FlowerTransport:
         wire_dtype: str,
         client_timeout: float,
         poll_interval: float = 0.1,
+        secure: Optional[SecAggSettings] = None,
+        weighting: str = 'samples',
     ) -> None:
         self.grid = grid
         self.directory = directory
@@ -57,6 +62,12 @@ class FlowerTransport:
         self.wire_dtype = wire_dtype
         self.client_timeout = client_timeout
         self.poll_interval = poll_interval
+        self.secure = secure
+        self.weighting = weighting  # w_k under secure aggregation (--fed_weighting, resolved)
+
+    @property
+    def sums_only(self) -> bool:
+        return self.secure is not None
 
     def train(self, tasks: Sequence[ClientTask]) -> Iterator[ClientUpdate]:
         messages = [self._message(task) for task in tasks]
@@ -86,6 +97,86 @@ class FlowerTransport:
                 f'--client_timeout {self.client_timeout:g}s; the round goes on without it.'
             )
             yield self._unanswered(task, TIMEOUT, f'no reply from SuperNode {node} within {self.client_timeout:g}s')
+
+    def train_summed(self, tasks: Sequence[ClientTask]) -> SummedUpdate:
+        """The round through SecAgg+: the weighted sum of the surviving clients' Delta_k (see the module
+        docstring); raises ``ValueError`` when two sampled clients share a SuperNode (SecAgg+ masks per node)."""
+        nodes = {task.client: self.directory.node_of(task.client) for task in tasks}
+        if len(set(nodes.values())) < len(nodes):
+            raise ValueError(
+                f'secure aggregation: round {tasks[0].round_number} samples clients {sorted(nodes)} hosted by '
+                f'SuperNodes {[nodes[k] for k in sorted(nodes)]}; SecAgg+ masks per node, so each sampled client '
+                'needs its own SuperNode (use --supernodes equal to --client_num).'
+            )
+        check_modulus(len(tasks), self.secure.quantization_range)
+        weights = {task.client: self._weight(task.client) for task in tasks}
+        clipping_range = self.secure.clipping_range_for(tasks[0].dp)
+        contents = {}
+        for task in tasks:
+            payload = encode_task(task, self.run, self.wire_dtype)
+            payload.configs[SECAGG_TASK] = {'weighting': self.weighting, 'noised-delta': task.dp is not None}
+            contents[nodes[task.client]] = payload.to_record_dict()
+        max_weight = max(weights.values())
+        secure = secure_round(
+            self.grid, contents, max_weight, self.secure, clipping_range, self.client_timeout, tasks[0].round_number
+        )
+        results: List[ClientResult] = []
+        for task in tasks:
+            node = nodes[task.client]
+            if node in secure.clear and secure.mean is not None:
+                weight, metrics = secure.clear[node]
+                result = decode_update(clear_reply(metrics), task.client).result
+                result.weight = float(weight)
+            else:
+                reason = secure.grid.errors.get(node) or (
+                    'secure aggregation halted: too few clients left to unmask the sum'
+                    if node in secure.clear
+                    else 'no masked update reached the server in time'
+                )
+                result = self._unanswered(task, TIMEOUT if node not in secure.grid.errors else FAILED, reason).result
+            result.bytes_sent, result.bytes_received = secure.grid.sent.get(node, 0), secure.grid.received.get(node, 0)
+            results.append(result)
+        summed = [result for result in results if result.status == OK]
+        report = {
+            'type': 'secure_aggregation',
+            'round': tasks[0].round_number,
+            'protocol': 'secaggplus',
+            'clients_summed': [result.client for result in summed],
+            'num_shares': secure.num_shares,
+            'reconstruction_threshold': secure.threshold,
+            'clipping_range': clipping_range,
+            'quantization_range': self.secure.quantization_range,
+            'mean_error_bound': mean_error_bound(
+                [result.weight for result in summed], max_weight, clipping_range, self.secure.quantization_range
+            )
+            if summed
+            else None,
+            'replies_inspected': secure.grid.replies,  # none carried an array in the clear (AuditedGrid)
+        }
+        if not summed:
+            return SummedUpdate(results, None, 0.0, 0, None, report)
+        return self._summed(tasks[0], secure.mean, results, summed, report)
+
+    def _weight(self, client: int) -> float:
+        """w_k as the server knows it from the node's registration: n_k, the episodes, or 1."""
+        samples, episodes = self.directory.client_sizes(client)
+        return {'samples': samples, 'episodes': episodes or 0, 'uniform': 1}[self.weighting]
+
+    @staticmethod
+    def _summed(
+        task: ClientTask, mean: List[np.ndarray], results: List[ClientResult], summed: List[ClientResult], report
+    ) -> SummedUpdate:
+        """sum_k w_k Delta_k = mean * sum_k w_k, split back into the global state's tensors (and the clip bit)."""
+        weight_sum = sum(result.weight for result in summed)
+        names = list(task.global_state)
+        delta_sum: State = {
+            name: torch.from_numpy(np.asarray(array, dtype=np.float64) * weight_sum).reshape(
+                task.global_state[name].shape
+            )
+            for name, array in zip(names, mean)
+        }
+        clip_bit_sum = float(mean[len(names)][0]) * weight_sum if len(mean) > len(names) else None
+        return SummedUpdate(results, delta_sum, weight_sum, len(summed), clip_bit_sum, report)
 
     def _message(self, task: ClientTask) -> Message:
         payload = encode_task(task, self.run, self.wire_dtype)

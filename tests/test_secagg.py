@@ -1,0 +1,251 @@
+"""Secure aggregation (Flower's SecAgg+) without processes: the glue's numbers, and whole SecAgg+ rounds between the
+real server workflow and the real ClientApp (with Flower's secaggplus_mod) over an in-memory grid that hands every
+message to the addressed node's app and records every reply the server gets.
+
+Expected values are computed here with numpy from the clients' known updates: sum_k w_k (y_k - x), and the
+reconstruction error bound of ``secagg_server`` written out by hand for the test's numbers."""
+
+import copy
+from typing import Dict, List
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
+from flwr.app.message_type import MessageType
+
+import swift_ext.flower.client_app as client_app
+from swift_ext.arguments.federated import FederatedArguments
+from swift_ext.federated.client import ClientResult
+from swift_ext.federated.transport.base import ClientTask, ClientUpdate
+from swift_ext.federated.transport.flower import FlowerTransport
+from swift_ext.flower.payload import Payload
+from swift_ext.flower.protocol import NodeRegistration, RunIdentity, encode_update
+from swift_ext.flower.registration import NodeDirectory
+from swift_ext.flower.secagg_client import SECAGG_TASK, clear_reply, secure_vector, secure_weight
+from swift_ext.flower.secagg_server import (
+    AuditedGrid,
+    PlainUpdateError,
+    SecAggSettings,
+    mean_error_bound,
+    quantised_weight,
+)
+from swift_ext.strategies.dp import ClientDp, NoisySum
+
+Q = 2**16  # coarse on purpose: the quantisation error is visible and must stay within the stated bound
+R = 1.0
+GLOBAL = {'a': np.array([[0.5, -0.25], [0.0, 1.0]], dtype=np.float32), 'b': np.array([0.125, -0.5], dtype=np.float32)}
+SAMPLES = {0: 10, 1: 30, 2: 20}  # n_k
+NODE_OF = {0: 101, 1: 102, 2: 103}
+
+
+def client_state(client: int) -> Dict[str, np.ndarray]:
+    """y_k: the global state plus a client-specific move within [-R, R]."""
+    rng = np.random.default_rng(client)
+    return {key: (x + rng.uniform(-0.4, 0.4, x.shape)).astype(np.float32) for key, x in GLOBAL.items()}
+
+
+# ------------------------------------------------------------------------------------------------ the glue, alone
+
+
+def test_vector_weight_and_clear_reply_of_one_client():
+    task = Payload(arrays={'global': GLOBAL}, configs={SECAGG_TASK: {'weighting': 'samples', 'noised-delta': False}})
+    state = client_state(1)
+    result = ClientResult(client=1, samples=30, episodes=None, round_samples=3, steps=2, loss=0.75)
+    reply = encode_update(ClientUpdate(result, {k: torch.from_numpy(v) for k, v in state.items()}), 'float32')
+    vector = secure_vector(task, reply)
+    assert len(vector) == 2
+    for array, key in zip(vector, GLOBAL):
+        np.testing.assert_array_equal(array, state[key].astype(np.float64) - GLOBAL[key].astype(np.float64))
+    assert secure_weight(task, reply) == 30
+    task.configs[SECAGG_TASK]['weighting'] = 'uniform'
+    assert secure_weight(task, reply) == 1
+    # Under distributed DP the reply already is the noised Delta_k, and the clip bit rides in the vector.
+    task.configs[SECAGG_TASK]['noised-delta'] = True
+    reply.metrics['result']['clip-bit'] = 0.375
+    vector = secure_vector(task, reply)
+    np.testing.assert_array_equal(vector[0], state['a'].astype(np.float64))
+    assert vector[2].tolist() == [0.375]
+    # A NaN never enters the masked sum: the node refuses (and so drops out of the round).
+    reply.arrays['state']['b'] = np.array([np.nan, 0.0], dtype=np.float32)
+    with pytest.raises(ValueError, match='NaN/Inf'):
+        secure_vector(task, reply)
+    clear = {'result.samples': 30, 'result.round-samples': 3, 'result.steps': 2, 'result.seconds': 1.5}
+    clear.update({'result.train-seconds': 1.0, 'result.skipped-steps': 0, 'result.episodes': -1, 'result.loss': 0.75})
+    back = clear_reply({**clear, 'status': 'ok', 'detail': 'first\nsecond'})
+    assert back.arrays == {} and back.metrics['result']['loss'] == 0.75
+    assert back.configs['status'] == {'status': 'ok', 'detail': ['first', 'second']}
+
+
+def test_error_bound_and_quantised_weights_by_hand():
+    # Uniform weights are exact (r_k = 1): the bound is one quantum 2R/Q.
+    assert mean_error_bound([1, 1, 1], 1, R, Q) == pytest.approx(2 * R / Q)
+    # Weights 10, 30, 20 of max 30: r = round(w/30 * Q)/Q.
+    r = [round(10 / 30 * Q) / Q, 1.0, round(20 / 30 * Q) / Q]
+    assert [quantised_weight(w, 30, Q) for w in (10, 30, 20)] == r
+    by_hand = (3 * 2 * R / Q + (abs(r[0] - 1 / 3) + abs(r[2] - 2 / 3)) * 2 * R) / sum(r)
+    assert mean_error_bound([10, 30, 20], 30, R, Q) == pytest.approx(by_hand)
+
+
+def test_clipping_range_follows_the_dp_settings():
+    settings = SecAggSettings()
+    assert settings.clipping_range_for(None) == 8.0
+    assert settings.clipping_range_for(ClientDp(clip_norm=0.5, noise_stddev=0.1)) == pytest.approx(0.5 + 0.6)
+    with_bit = ClientDp(clip_norm=0.1, noise_stddev=0.01, clip_bit_stddev=0.2)
+    assert settings.clipping_range_for(with_bit) == pytest.approx(0.5 + 6 * 0.2)
+    assert SecAggSettings(clipping_range=3.0).clipping_range_for(with_bit) == 3.0
+    assert SecAggSettings().shares(3) == (3, 2) and SecAggSettings().shares(5) == (5, 4)
+    assert SecAggSettings(num_shares=3, reconstruction_threshold=2).shares(5) == (3, 2)
+
+
+def test_noisy_sum_takes_one_summed_reply():
+    global_state = {'w': torch.zeros(3)}
+    aggregator = NoisySum(global_state, expected_clients=4)
+    aggregator.add_sum({'w': torch.tensor([3.0, -6.0, 1.5], dtype=torch.float64)}, count=3, bit_sum=0.5)
+    assert aggregator.count == 3
+    torch.testing.assert_close(aggregator.mean()['w'], torch.tensor([0.75, -1.5, 0.375]))  # / m = 4, not m' = 3
+    assert aggregator.unclipped_fraction() == pytest.approx(0.5 / 4 + 0.5)
+    with pytest.raises(ValueError, match='whole round'):
+        aggregator.add_sum({'w': torch.zeros(3)}, count=1)
+
+
+def test_arguments_refuse_what_secure_aggregation_cannot_do():
+    base = dict(fed_engine='flower', client_num=4, client_sample=3, supernodes=4, secure_aggregation='secaggplus')
+    FederatedArguments(**base)._check_federated()  # fine as it is
+    refused = {
+        'scaffold': dict(fed_alg='scaffold'),
+        'in_process': dict(fed_engine='in_process'),
+        'fewer than 3': dict(client_sample=2),
+        'own \\(--supernodes': dict(supernodes=2),
+        'distributed': dict(dp_clip_norm=1.0, dp_noise_multiplier=1.0, dp_delta=1e-3),
+        'save_client_updates': dict(save_client_updates=True),
+        'wire_dtype': dict(wire_dtype='bfloat16'),
+        'secagg_reconstruction_threshold': dict(secagg_reconstruction_threshold=3),
+        'modulo 2\\^32': dict(secagg_quantization_range=2**31),
+    }
+    for reason, change in refused.items():
+        with pytest.raises(ValueError, match=reason):
+            FederatedArguments(**{**base, **change})._check_federated()
+    with pytest.raises(ValueError, match='only with --secure_aggregation secaggplus'):
+        FederatedArguments(secagg_clipping_range=2.0)._check_federated()
+
+
+@pytest.fixture
+def flower_identity(monkeypatch):
+    """flwr's per-process identity, which creating a Message reads (a ServerApp process has it set)."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    for name, value in (('_run_id', 1), ('_node_id', 0), ('_task_id', 1)):
+        monkeypatch.setattr(TaskIdentity, name, value)
+
+
+def test_audit_stops_a_reply_with_plain_arrays(flower_identity):
+    class LeakyGrid:
+        def send_and_receive(self, messages, timeout=None):
+            replies = []
+            for message in messages:
+                message.metadata.__dict__['_message_id'] = 'm'
+                received = Message(RecordDict(), dst_node_id=message.metadata.dst_node_id, message_type='train')
+                content = RecordDict({'state': ArrayRecord({'w': Array(np.ones(2, dtype=np.float32))})})
+                replies.append(Message(content, reply_to=received))
+            return replies
+
+    message = Message(RecordDict(), dst_node_id=7, message_type=MessageType.TRAIN)
+    with pytest.raises(PlainUpdateError, match='in the clear'):
+        AuditedGrid(LeakyGrid()).send_and_receive([message])
+
+
+# ------------------------------------------------------------------------- whole rounds over an in-memory grid
+
+
+class FakeNodeService:
+    """What a node's training worker answers: y_k of the client named in the task (no model)."""
+
+    def handle(self, message_type, run_config, node_config, payload):
+        client = int(payload.configs['task']['client'])
+        result = ClientResult(client=client, samples=SAMPLES[client], episodes=None, round_samples=2, steps=1)
+        result.loss = 0.5 + client
+        state = {k: torch.from_numpy(v) for k, v in client_state(client).items()}
+        return encode_update(ClientUpdate(result, state), 'float32')
+
+
+def wire_copy(message: Message) -> Message:
+    """What the node receives: a new message with copies of the records (arrays and configs)."""
+    meta = message.metadata
+    content = Payload.from_record_dict(message.content)
+    content.configs = copy.deepcopy(content.configs)
+    delivered = Message(content.to_record_dict(), meta.dst_node_id, meta.message_type, group_id=meta.group_id)
+    delivered.metadata.__dict__['_message_id'] = meta.message_id
+    return delivered
+
+
+class InMemoryGrid:
+    """Delivers each message (a deep copy, as the wire would) to the ClientApp of its node, keeping one Context per
+    node across stages; ``drop`` names a node that goes silent from the masking stage on. Records every reply."""
+
+    def __init__(self, drop=None) -> None:
+        self.contexts = {node: Context(1, node, {}, RecordDict(), {}) for node in NODE_OF.values()}
+        self.drop = drop
+        self.replies: List[Message] = []
+        self.sent = 0
+
+    def send_and_receive(self, messages, timeout=None):
+        replies = []
+        for message in messages:
+            self.sent += 1
+            node = message.metadata.dst_node_id
+            message.metadata.__dict__['_message_id'] = f'message-{self.sent}'
+            delivered = wire_copy(message)
+            if node == self.drop and 'task' in message.content.config_records:
+                continue  # the node died before uploading its masked vector
+            reply = client_app.app(delivered, self.contexts[node])
+            replies.append(reply)
+        self.replies += replies
+        return replies
+
+
+def transport(grid, weighting='samples') -> FlowerTransport:
+    registrations = {NODE_OF[k]: NodeRegistration({k: (n, None)}, '', []) for k, n in SAMPLES.items()}
+    directory = NodeDirectory.from_registrations(registrations, SAMPLES)
+    settings = SecAggSettings(clipping_range=R, quantization_range=Q)
+    return FlowerTransport(grid, directory, RunIdentity('k', '/tmp'), 'float32', 30.0, 0.01, settings, weighting)
+
+
+def tasks() -> List[ClientTask]:
+    x = {k: torch.from_numpy(v) for k, v in GLOBAL.items()}
+    return [ClientTask(round_number=1, client=k, seed_offset=k, global_state=x) for k in SAMPLES]
+
+
+@pytest.fixture
+def fake_nodes(monkeypatch, flower_identity):
+    monkeypatch.setattr(client_app, '_service', lambda: FakeNodeService())
+
+
+@pytest.mark.parametrize('drop', [None, NODE_OF[1]])
+def test_secure_round_gives_the_weighted_sum_and_no_individual_update(fake_nodes, drop):
+    grid = InMemoryGrid(drop=drop)
+    summed = transport(grid).train_summed(tasks())
+    survivors = [k for k in SAMPLES if NODE_OF[k] != drop]
+    expected = {
+        key: sum(SAMPLES[k] * (client_state(k)[key].astype(np.float64) - GLOBAL[key]) for k in survivors)
+        for key in GLOBAL
+    }
+    weight_sum = sum(SAMPLES[k] for k in survivors)
+    bound = mean_error_bound([SAMPLES[k] for k in survivors], max(SAMPLES.values()), R, Q)
+    assert summed.count == len(survivors) and summed.weight_sum == weight_sum
+    for key in GLOBAL:
+        error = np.abs(summed.delta_sum[key].numpy() / weight_sum - expected[key] / weight_sum).max()
+        assert error < bound, (key, error, bound)
+    assert summed.report['mean_error_bound'] == pytest.approx(bound)
+    assert summed.report['clients_summed'] == survivors
+    statuses = {r.client: r.status for r in summed.results}
+    assert statuses == {k: ('timeout' if NODE_OF[k] == drop else 'ok') for k in SAMPLES}
+    losses = {r.client: r.loss for r in summed.results if r.status == 'ok'}
+    assert losses == {k: 0.5 + k for k in survivors}  # the clear log numbers arrive
+    # What the server received: 4 stages of replies, none with an array in the clear; the updates only masked.
+    assert grid.replies and all(
+        not any(len(record) for record in reply.content.array_records.values()) for reply in grid.replies
+    )
+    assert summed.report['replies_inspected'] == len(grid.replies) == 3 + 3 + len(survivors) + len(survivors)
+    masked = [r for r in grid.replies if 'masked_params' in r.content.config_records['secaggplus_configs']]
+    assert len(masked) == len(survivors)
