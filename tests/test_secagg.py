@@ -6,6 +6,8 @@ Expected values are computed here with numpy from the clients' known updates: su
 reconstruction error bound of ``secagg_server`` written out by hand for the test's numbers."""
 
 import copy
+import json
+import math
 from typing import Dict, List
 
 import numpy as np
@@ -17,7 +19,7 @@ from flwr.app.message_type import MessageType
 import swift_ext.flower.client_app as client_app
 from swift_ext.arguments.federated import FederatedArguments
 from swift_ext.federated.client import ClientResult
-from swift_ext.federated.transport.base import ClientTask, ClientUpdate
+from swift_ext.federated.transport.base import ClientTask, ClientUpdate, SummedUpdate
 from swift_ext.federated.transport.flower import FlowerTransport
 from swift_ext.flower.payload import Payload
 from swift_ext.flower.protocol import NodeRegistration, RunIdentity, encode_update
@@ -249,3 +251,83 @@ def test_secure_round_gives_the_weighted_sum_and_no_individual_update(fake_nodes
     assert summed.report['replies_inspected'] == len(grid.replies) == 3 + 3 + len(survivors) + len(survivors)
     masked = [r for r in grid.replies if 'masked_params' in r.content.config_records['secaggplus_configs']]
     assert len(masked) == len(survivors)
+
+
+# --------------------------------------------------------------------------------- the round loop on one sum
+
+
+class SummingTransport:
+    """A transport that only hands over sums: the round's third client drops out; the others' weighted Delta_k sum
+    is fixed, each weighs ``weight``."""
+
+    sums_only = True
+
+    def __init__(self, weight: float) -> None:
+        self.rounds = []
+        self.weight = weight
+
+    def train_summed(self, round_tasks):
+        self.rounds.append([task.client for task in round_tasks])
+        results = [ClientResult(client=t.client, samples=4, loss=0.5, weight=self.weight) for t in round_tasks[:2]]
+        results.append(ClientResult(client=round_tasks[2].client, status='timeout'))
+        delta_sum = {'w': torch.tensor([0.6, -1.2], dtype=torch.float64)}
+        return SummedUpdate(results, delta_sum, 2 * self.weight, 2, None, {'type': 'secure_aggregation', 'round': 1})
+
+
+class SavedModel:
+    def save(self, round_number, state):
+        return f'global_lora_{round_number}'
+
+
+def summed_round(tmp_path, weight, privacy=None):
+    from swift_ext.federated.checkpoint import CheckpointStore
+    from swift_ext.federated.round_loop import RoundLoop, RoundPlan
+    from swift_ext.federated.run_log import FedRunLog
+    from swift_ext.strategies import FedAvg
+
+    plan = RoundPlan(fed_alg='fedavg', rounds=1, client_num=4, client_sample=3, seed=0, weighting='samples',
+                     save_every=1, client_failure='skip', output_dir=str(tmp_path))  # fmt: skip
+    run_log = FedRunLog(str(tmp_path), str(tmp_path / 'runs'))
+    transport = SummingTransport(weight)
+    loop = RoundLoop(plan, FedAvg(), transport, SavedModel(), CheckpointStore(str(tmp_path)), run_log, privacy=privacy)
+    x = {'w': torch.tensor([1.0, 2.0])}
+    loop.run(x)
+    run_log.close()
+    state = loop.store.load_latest().global_state
+    rows = [json.loads(line) for line in open(run_log.path, encoding='utf-8')]
+    return transport, state, rows
+
+
+def test_round_loop_takes_the_transports_sum_as_the_client_mean(tmp_path):
+    transport, state, rows = summed_round(tmp_path, weight=3.0)
+    assert len(transport.rounds) == 1 and len(transport.rounds[0]) == 3
+    # FedAvg: x + sum_k w_k Delta_k / sum_k w_k = [1, 2] + [0.6, -1.2] / 6
+    torch.testing.assert_close(state['w'], torch.tensor([1.1, 1.8]))
+    kinds = [row['type'] for row in rows]
+    assert kinds == ['client', 'client', 'client', 'round', 'secure_aggregation']
+    assert rows[3]['aggregated'] == transport.rounds[0][:2]
+
+
+def test_round_loop_charges_distributed_dp_for_the_clients_summed(tmp_path):
+    from swift_ext.privacy import ClientLevelDp, DpConfig
+
+    config = DpConfig(mode='distributed', clip_norm=1.0, delta=1e-3, client_num=4, clients_per_round=3, rounds=1,
+                      seed=0, noise_multiplier=1.0)  # fmt: skip
+    _, state, rows = summed_round(tmp_path, 1.0, ClientLevelDp(config))
+    # Fixed denominator m = 3 (not m' = 2): x + [0.6, -1.2] / 3; charged z sqrt(m'/m) for the 2 summed clients.
+    torch.testing.assert_close(state['w'], torch.tensor([1.2, 1.6]))
+    privacy = [row for row in rows if row['type'] == 'privacy']
+    assert privacy[0]['noise_multiplier'] == pytest.approx(math.sqrt(2 / 3))
+    with pytest.raises(ValueError, match='weighs every client 1'):
+        summed_round(tmp_path / 'weighted', 3.0, ClientLevelDp(config))
+
+
+def test_a_node_that_requires_secure_aggregation_refuses_a_plain_train_message(flower_identity):
+    from swift_ext.flower.secagg_client import optional_secaggplus_mod
+
+    message = Message(RecordDict(), dst_node_id=7, message_type=MessageType.TRAIN)
+    required = Context(1, 7, {'secure-aggregation': 'required'}, RecordDict(), {})
+    with pytest.raises(ValueError, match='--secure_aggregation secaggplus'):
+        optional_secaggplus_mod(message, required, lambda m, c: m)
+    plain = Context(1, 7, {}, RecordDict(), {})
+    assert optional_secaggplus_mod(message, plain, lambda m, c: m) is message

@@ -278,6 +278,11 @@ class RoundLoop:
         else:
             if self.privacy is None:
                 mean = SummedMean(global_state, summed)
+            elif summed.weight_sum != summed.count:
+                raise ValueError(
+                    f'round {round_number}: the secure sum weighs its {summed.count} clients {summed.weight_sum} in '
+                    'all; DP-FedAvg weighs every client 1 (--fed_weighting uniform).'
+                )
             else:
                 mean.add_sum(summed.delta_sum, summed.count, summed.clip_bit_sum)
             next_state = self.strategy.aggregate(global_state, mean)
