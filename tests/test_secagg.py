@@ -13,8 +13,9 @@ from typing import Dict, List
 import numpy as np
 import pytest
 import torch
-from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
+from flwr.app import Array, ArrayRecord, Context, Error, Message, RecordDict
 from flwr.app.message_type import MessageType
+from flwr.common.constant import ErrorCode
 
 import swift_ext.flower.client_app as client_app
 from swift_ext.arguments.federated import FederatedArguments
@@ -161,13 +162,19 @@ def test_audit_stops_a_reply_with_plain_arrays(flower_identity):
 
 
 class FakeNodeService:
-    """What a node's training worker answers: y_k of the client named in the task (no model)."""
+    """What a node's training worker answers: y_k of the client named in the task (no model); client ``nan_client``
+    returns a NaN."""
+
+    def __init__(self, nan_client=None) -> None:
+        self.nan_client = nan_client
 
     def handle(self, message_type, run_config, node_config, payload):
         client = int(payload.configs['task']['client'])
         result = ClientResult(client=client, samples=SAMPLES[client], episodes=None, round_samples=2, steps=1)
         result.loss = 0.5 + client
         state = {k: torch.from_numpy(v) for k, v in client_state(client).items()}
+        if client == self.nan_client:
+            state['a'][0, 0] = float('nan')
         return encode_update(ClientUpdate(result, state), 'float32')
 
 
@@ -182,12 +189,13 @@ def wire_copy(message: Message) -> Message:
 
 
 class InMemoryGrid:
-    """Delivers each message (a deep copy, as the wire would) to the ClientApp of its node, keeping one Context per
-    node across stages; ``drop`` names a node that goes silent from the masking stage on. Records every reply."""
+    """Delivers each message (a copy, as the wire would) to the ClientApp of its node, keeping one Context per node
+    across stages; the nodes in ``drop`` go silent from the masking stage on; an app that raises answers with an
+    error, as Flower's runtime does. Records every reply."""
 
-    def __init__(self, drop=None) -> None:
+    def __init__(self, drop=()) -> None:
         self.contexts = {node: Context(1, node, {}, RecordDict(), {}) for node in NODE_OF.values()}
-        self.drop = drop
+        self.drop = set(drop)
         self.replies: List[Message] = []
         self.sent = 0
 
@@ -198,9 +206,12 @@ class InMemoryGrid:
             node = message.metadata.dst_node_id
             message.metadata.__dict__['_message_id'] = f'message-{self.sent}'
             delivered = wire_copy(message)
-            if node == self.drop and 'task' in message.content.config_records:
+            if node in self.drop and 'task' in message.content.config_records:
                 continue  # the node died before uploading its masked vector
-            reply = client_app.app(delivered, self.contexts[node])
+            try:
+                reply = client_app.app(delivered, self.contexts[node])
+            except Exception as error:  # what Flower's runtime does with a ClientApp that raised
+                reply = Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, repr(error)), reply_to=delivered)
             replies.append(reply)
         self.replies += replies
         return replies
@@ -220,12 +231,14 @@ def tasks() -> List[ClientTask]:
 
 @pytest.fixture
 def fake_nodes(monkeypatch, flower_identity):
-    monkeypatch.setattr(client_app, '_service', lambda: FakeNodeService())
+    service = FakeNodeService()
+    monkeypatch.setattr(client_app, '_service', lambda: service)
+    return service
 
 
 @pytest.mark.parametrize('drop', [None, NODE_OF[1]])
 def test_secure_round_gives_the_weighted_sum_and_no_individual_update(fake_nodes, drop):
-    grid = InMemoryGrid(drop=drop)
+    grid = InMemoryGrid(drop=[drop] if drop else [])
     summed = transport(grid).train_summed(tasks())
     survivors = [k for k in SAMPLES if NODE_OF[k] != drop]
     expected = {
@@ -331,3 +344,19 @@ def test_a_node_that_requires_secure_aggregation_refuses_a_plain_train_message(f
         optional_secaggplus_mod(message, required, lambda m, c: m)
     plain = Context(1, 7, {}, RecordDict(), {})
     assert optional_secaggplus_mod(message, plain, lambda m, c: m) is message
+
+
+def test_a_nan_client_drops_itself_and_two_dropouts_halt_the_round(fake_nodes):
+    fake_nodes.nan_client = 2
+    summed = transport(InMemoryGrid()).train_summed(tasks())
+    statuses = {r.client: r.status for r in summed.results}
+    assert statuses == {0: 'ok', 1: 'ok', 2: 'failed'} and summed.count == 2
+    assert 'NaN/Inf' in summed.results[2].detail[0]
+    expected = sum(SAMPLES[k] * (client_state(k)['b'].astype(np.float64) - GLOBAL['b']) for k in (0, 1))
+    bound = mean_error_bound([SAMPLES[0], SAMPLES[1]], max(SAMPLES.values()), R, Q)
+    assert np.abs(summed.delta_sum['b'].numpy() - expected).max() / summed.weight_sum < bound
+    # Two of three gone after key sharing: the threshold (2) cannot be met, nothing is summed or revealed.
+    fake_nodes.nan_client = None
+    halted = transport(InMemoryGrid(drop=[NODE_OF[0], NODE_OF[1]])).train_summed(tasks())
+    assert halted.count == 0 and halted.delta_sum is None
+    assert {r.client: r.status for r in halted.results} == {0: 'timeout', 1: 'timeout', 2: 'excluded'}

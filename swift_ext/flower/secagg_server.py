@@ -22,11 +22,12 @@ update in the clear) stops the run, and the count of inspected replies goes to t
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.common import FitIns, Parameters, parameters_to_ndarrays
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 from flwr.server.compat.legacy_context import LegacyContext
 from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
@@ -92,13 +93,15 @@ def mean_error_bound(
 
 @dataclass
 class AuditedGrid:
-    """A Grid for the workflow that counts every message's bytes per node, keeps each node's error replies, and
-    raises :class:`PlainUpdateError` on a reply carrying a non-empty ArrayRecord."""
+    """A Grid for the workflow that counts every message's bytes per node, keeps each node's error replies and
+    notes whose masked vector arrived, and raises :class:`PlainUpdateError` on a reply carrying a non-empty
+    ArrayRecord."""
 
     grid: object
     sent: Dict[int, int] = field(default_factory=dict)
     received: Dict[int, int] = field(default_factory=dict)
     errors: Dict[int, str] = field(default_factory=dict)
+    masked: Set[int] = field(default_factory=set)  # nodes whose masked vector arrived
     replies: int = 0
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: Optional[float] = None) -> Iterable[Message]:
@@ -120,6 +123,8 @@ class AuditedGrid:
                     f'SuperNode {node} replied with arrays in the clear ({plain}) under secure aggregation; is its '
                     "ClientApp swift_ext's (with Flower's secaggplus_mod)? The run stops."
                 )
+            if Key.MASKED_PARAMETERS in reply.content.config_records.get(RECORD_KEY_CONFIGS, {}):
+                self.masked.add(node)
         return replies
 
 

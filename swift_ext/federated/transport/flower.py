@@ -33,7 +33,7 @@ from ...flower.protocol import RunIdentity, decode_update, encode_task
 from ...flower.registration import NodeDirectory
 from ...flower.secagg_client import SECAGG_TASK, clear_reply
 from ...flower.secagg_server import SecAggSettings, check_modulus, mean_error_bound, message_nbytes, secure_round
-from ..client import FAILED, OK, TIMEOUT, ClientResult
+from ..client import EXCLUDED, FAILED, OK, TIMEOUT, ClientResult
 from ..state import State
 from .base import ClientTask, ClientUpdate, SummedUpdate
 
@@ -127,13 +127,14 @@ class FlowerTransport:
                 weight, metrics = secure.clear[node]
                 result = decode_update(clear_reply(metrics), task.client).result
                 result.weight = float(weight)
+            elif node in secure.grid.errors:  # the node raised, e.g. it refused a NaN update
+                result = self._unanswered(task, FAILED, f'SuperNode {node}: {secure.grid.errors[node]}').result
+            elif node in secure.grid.masked:
+                reason = 'its masked update arrived, but SecAgg+ halted: too few clients left to unmask the sum'
+                result = self._unanswered(task, EXCLUDED, reason).result
             else:
-                reason = secure.grid.errors.get(node) or (
-                    'secure aggregation halted: too few clients left to unmask the sum'
-                    if node in secure.clear
-                    else 'no masked update reached the server in time'
-                )
-                result = self._unanswered(task, TIMEOUT if node not in secure.grid.errors else FAILED, reason).result
+                reason = f'SuperNode {node}: no masked update within --client_timeout {self.client_timeout:g}s'
+                result = self._unanswered(task, TIMEOUT, reason).result
             result.bytes_sent, result.bytes_received = secure.grid.sent.get(node, 0), secure.grid.received.get(node, 0)
             results.append(result)
         summed = [result for result in results if result.status == OK]
