@@ -32,7 +32,14 @@ from ...flower.payload import Payload
 from ...flower.protocol import RunIdentity, decode_update, encode_task
 from ...flower.registration import NodeDirectory
 from ...flower.secagg_client import SECAGG_TASK, clear_reply
-from ...flower.secagg_server import SecAggSettings, check_modulus, mean_error_bound, message_nbytes, secure_round
+from ...flower.secagg_server import (
+    SecAggSettings,
+    SecureRound,
+    check_modulus,
+    mean_error_bound,
+    message_nbytes,
+    secure_round,
+)
 from ..client import EXCLUDED, FAILED, OK, TIMEOUT, ClientResult
 from ..state import State
 from .base import ClientTask, ClientUpdate, SummedUpdate
@@ -109,34 +116,17 @@ class FlowerTransport:
                 'needs its own SuperNode (use --supernodes equal to --client_num).'
             )
         check_modulus(len(tasks), self.secure.quantization_range)
-        weights = {task.client: self._weight(task.client) for task in tasks}
+        max_weight = max(self._weight(task.client) for task in tasks)
         clipping_range = self.secure.clipping_range_for(tasks[0].dp)
         contents = {}
         for task in tasks:
             payload = encode_task(task, self.run, self.wire_dtype)
             payload.configs[SECAGG_TASK] = {'weighting': self.weighting, 'noised-delta': task.dp is not None}
             contents[nodes[task.client]] = payload.to_record_dict()
-        max_weight = max(weights.values())
         secure = secure_round(
             self.grid, contents, max_weight, self.secure, clipping_range, self.client_timeout, tasks[0].round_number
         )
-        results: List[ClientResult] = []
-        for task in tasks:
-            node = nodes[task.client]
-            if node in secure.clear and secure.mean is not None:
-                weight, metrics = secure.clear[node]
-                result = decode_update(clear_reply(metrics), task.client).result
-                result.weight = float(weight)
-            elif node in secure.grid.errors:  # the node raised, e.g. it refused a NaN update
-                result = self._unanswered(task, FAILED, f'SuperNode {node}: {secure.grid.errors[node]}').result
-            elif node in secure.grid.masked:
-                reason = 'its masked update arrived, but SecAgg+ halted: too few clients left to unmask the sum'
-                result = self._unanswered(task, EXCLUDED, reason).result
-            else:
-                reason = f'SuperNode {node}: no masked update within --client_timeout {self.client_timeout:g}s'
-                result = self._unanswered(task, TIMEOUT, reason).result
-            result.bytes_sent, result.bytes_received = secure.grid.sent.get(node, 0), secure.grid.received.get(node, 0)
-            results.append(result)
+        results = [self._secure_result(task, nodes[task.client], secure) for task in tasks]
         summed = [result for result in results if result.status == OK]
         report = {
             'type': 'secure_aggregation',
@@ -147,28 +137,47 @@ class FlowerTransport:
             'reconstruction_threshold': secure.threshold,
             'clipping_range': clipping_range,
             'quantization_range': self.secure.quantization_range,
-            'mean_error_bound': mean_error_bound(
-                [result.weight for result in summed], max_weight, clipping_range, self.secure.quantization_range
-            )
-            if summed
-            else None,
+            'mean_error_bound': None,
             'replies_inspected': secure.grid.replies,  # none carried an array in the clear (AuditedGrid)
         }
         if not summed:
             return SummedUpdate(results, None, 0.0, 0, None, report)
-        return self._summed(tasks[0], secure.mean, results, summed, report)
+        weights = [result.weight for result in summed]
+        report['mean_error_bound'] = mean_error_bound(weights, max_weight, clipping_range, report['quantization_range'])
+        return self._summed(tasks[0], secure.mean, results, sum(weights), len(summed), report)
+
+    def _secure_result(self, task: ClientTask, node: int, secure: SecureRound) -> ClientResult:
+        """The client's record: ``ok`` with its clear numbers and weight when it is in the sum, else why not."""
+        if node in secure.clear and secure.mean is not None:
+            weight, metrics = secure.clear[node]
+            result = decode_update(clear_reply(metrics), task.client).result
+            result.weight = float(weight)
+        elif node in secure.grid.errors:  # the node raised, e.g. it refused a NaN update
+            result = self._unanswered(task, FAILED, f'SuperNode {node}: {secure.grid.errors[node]}').result
+        elif node in secure.grid.masked:
+            reason = 'its masked update arrived, but SecAgg+ halted: too few clients left to unmask the sum'
+            result = self._unanswered(task, EXCLUDED, reason).result
+        else:
+            reason = f'SuperNode {node}: no masked update within --client_timeout {self.client_timeout:g}s'
+            result = self._unanswered(task, TIMEOUT, reason).result
+        result.bytes_sent, result.bytes_received = secure.grid.sent.get(node, 0), secure.grid.received.get(node, 0)
+        return result
 
     def _weight(self, client: int) -> float:
         """w_k as the server knows it from the node's registration: n_k, the episodes, or 1."""
         samples, episodes = self.directory.client_sizes(client)
-        return {'samples': samples, 'episodes': episodes or 0, 'uniform': 1}[self.weighting]
+        if self.weighting == 'episodes' and episodes is None:
+            raise ValueError(
+                f'--fed_weighting episodes (or --fed_alg avg-epi): client {client} has no `episode_id` column in its '
+                'data. Add the column or choose --fed_weighting samples|uniform.'
+            )
+        return {'samples': samples, 'episodes': episodes, 'uniform': 1}[self.weighting]
 
     @staticmethod
     def _summed(
-        task: ClientTask, mean: List[np.ndarray], results: List[ClientResult], summed: List[ClientResult], report
+        task: ClientTask, mean: List[np.ndarray], results: List[ClientResult], weight_sum: float, count: int, report
     ) -> SummedUpdate:
         """sum_k w_k Delta_k = mean * sum_k w_k, split back into the global state's tensors (and the clip bit)."""
-        weight_sum = sum(result.weight for result in summed)
         names = list(task.global_state)
         delta_sum: State = {
             name: torch.from_numpy(np.asarray(array, dtype=np.float64) * weight_sum).reshape(
@@ -177,7 +186,7 @@ class FlowerTransport:
             for name, array in zip(names, mean)
         }
         clip_bit_sum = float(mean[len(names)][0]) * weight_sum if len(mean) > len(names) else None
-        return SummedUpdate(results, delta_sum, weight_sum, len(summed), clip_bit_sum, report)
+        return SummedUpdate(results, delta_sum, weight_sum, count, clip_bit_sum, report)
 
     def _message(self, task: ClientTask) -> Message:
         payload = encode_task(task, self.run, self.wire_dtype)
