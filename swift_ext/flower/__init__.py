@@ -9,6 +9,8 @@ machines, with the same round loop, algorithms, logs and results as in-process.
   :mod:`.node_data`: what a node trains on (node config). :mod:`.run_config`: the swift arguments in a run config.
 - :mod:`.launcher`: the loopback federation behind ``--fed_engine``. :mod:`.certificates`: TLS and node keys.
   :mod:`.ms_swift_ray`: ms-swift's Ray mode off inside Flower's Ray processes.
+- :mod:`.secagg_client` / :mod:`.secagg_server`: secure aggregation with Flower's SecAgg+ (its mod on the node, its
+  workflow on the server; ``--secure_aggregation secaggplus``).
 
 Importing this package imports nothing (the ClientApp process must stay light).
 """
