@@ -20,7 +20,8 @@ import psutil
 import pytest
 import torch
 
-from swift_ext.federated.pipeline import fed_sft_main, parse_fed_sft_argv
+from swift_ext.arguments.parsing import parse_fed_sft_argv
+from swift_ext.federated.pipeline import fed_sft_main
 from swift_ext.federated.transport.base import ClientTask
 from swift_ext.flower.launcher import LocalFederation, free_port
 from swift_ext.flower.server_app import run_key
