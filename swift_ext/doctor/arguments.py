@@ -3,15 +3,11 @@ translated, unknown names rejected with the closest known ones), so every check 
 ms-swift's defaults included.
 """
 
-import contextlib
-import io
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import List
 
-from swift.utils import parse_args
-
+from ..arguments.parsing import parse_fed_sft_argv
 from ..arguments.sft import FedSftArguments
-from ..legacy_args import translate_legacy_argv, unknown_argument_hint, unknown_flags
 from ..template import register_checked_templates
 
 
@@ -26,20 +22,8 @@ class DoctorArguments(FedSftArguments):
 
 
 def parse_training_arguments(argv: List[str]) -> DoctorArguments:
-    """The run's arguments; ValueError for unknown names or malformed values. ms-swift's own errors while it
-    resolves the arguments (a model directory that is not there, ...) propagate: the run would stop on them too."""
+    """The run's arguments, parsed by the run's own parser; :class:`UsageError` (a ValueError) for unknown names or
+    malformed values. ms-swift's own errors while it resolves the arguments (a model directory that is not there,
+    ...) propagate: the run would stop on them too."""
     register_checked_templates()  # before ms-swift resolves --template while parsing, as the pipeline does
-    argv = translate_legacy_argv(argv)
-    known = [f'--{field.name}' for field in fields(DoctorArguments)]
-    unknown = unknown_flags(argv, known)
-    if unknown:
-        raise ValueError(unknown_argument_hint(unknown, known))
-    usage_errors = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(usage_errors):
-            parsed, remaining = parse_args(DoctorArguments, argv)
-    except SystemExit:  # argparse prints the whole usage and its error for a malformed value, then exits
-        raise ValueError(usage_errors.getvalue().strip().splitlines()[-1].split('error: ', 1)[-1]) from None
-    if remaining:
-        raise ValueError(unknown_argument_hint(remaining, known))
-    return parsed
+    return parse_fed_sft_argv(argv, DoctorArguments)

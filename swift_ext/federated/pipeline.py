@@ -12,7 +12,6 @@ import gc
 import os
 import sys
 import time
-from dataclasses import fields
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
@@ -20,14 +19,15 @@ from datasets import Dataset as HfDataset
 from swift.dataset import LazyLLMDataset
 from swift.pipelines import SwiftSft
 from swift.trainers import TrainerFactory
-from swift.utils import get_logger, is_master, parse_args
+from swift.utils import get_logger, is_master
 
 from data_tools.partition import assign_client_ids
 
-from ..arguments.errors import UsageError, argparse_errors_raised
+from ..arguments.errors import UsageError
+from ..arguments.parsing import parse_fed_sft_argv
 from ..arguments.sft import FedSftArguments
 from ..data_check import apply_strategy, check_conversations_file
-from ..legacy_args import translate_legacy_argv, unknown_argument_hint, unknown_flags
+from ..legacy_args import translate_legacy_argv
 from ..strategies import ServerConfig, build_strategy
 from ..template import register_checked_templates
 from ..template.pixel_settings import current_pixel_settings, read_pixel_settings, record_pixel_settings
@@ -375,25 +375,6 @@ class FedSwiftSft(SwiftSft):
             lines = summary_lines(args.output_dir, totals['last_round'], args.round, totals['global_models'], seconds)
             console_logger().info(lines)
         return summary
-
-
-def parse_fed_sft_argv(argv: List[str]) -> FedSftArguments:
-    """Build the arguments from a command line: ms-swift 2.x names translated (and logged), unknown names rejected
-    with the closest known ones. Every error (argparse's, ms-swift's, the federated checks) is a
-    :class:`UsageError`."""
-    argv = translate_legacy_argv(argv)
-    known = [f'--{field.name}' for field in fields(FedSftArguments)]
-    unknown = unknown_flags(argv, known)
-    if unknown:  # checked before parsing: building the arguments already loads the model config
-        raise UsageError(unknown_argument_hint(unknown, known))
-    try:
-        with argparse_errors_raised():
-            parsed, remaining = parse_args(FedSftArguments, argv)
-    except ValueError as error:
-        raise UsageError(str(error)) from error
-    if remaining:
-        raise UsageError(unknown_argument_hint(remaining, known))
-    return parsed
 
 
 def fed_sft_main(args: Optional[Union[List[str], FedSftArguments]] = None) -> Dict[str, Any]:
