@@ -75,10 +75,14 @@ class FedSwiftSft(SwiftSft):
         super().__init__(args)
 
     def _parse_args(self, args: Optional[Union[List[str], FedSftArguments]] = None) -> FedSftArguments:
-        """The run's arguments (from ``args``, or the command line); the run's full log (``run.log``) starts here,
-        before ms-swift logs the argument dump."""
+        """The run's arguments (from ``args``, or the command line). A resume whose DP or pixel settings differ from
+        the run's is refused here, before anything is written into the run directory; then the run's full log
+        (``run.log``) starts, before ms-swift logs the argument dump."""
         if not isinstance(args, FedSftArguments):
             args = parse_fed_sft_argv(sys.argv[1:] if args is None else args)
+        self.args = args
+        self._check_pixel_settings()
+        self._check_privacy_resumable()
         attach_run_log(args.output_dir)
         return args
 
@@ -174,8 +178,6 @@ class FedSwiftSft(SwiftSft):
         ``global_lora_{r}`` and evaluating) and ``args.json``; returns the ``--val_dataset`` rows (or None). No
         training row is opened: those stay on the nodes."""
         args = self.args
-        self._check_pixel_settings()
-        self._check_privacy_resumable()
         self._record_resolved_arguments()
         args.save_args()
         if is_master():
@@ -318,8 +320,6 @@ class FedSwiftSft(SwiftSft):
         completed = self.completed_run()
         if completed is not None:
             return completed
-        self._check_pixel_settings()
-        self._check_privacy_resumable()
         data, val = self._prepare_client_data()
         self._record_resolved_arguments()
         args.save_args()
