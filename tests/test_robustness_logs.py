@@ -133,7 +133,7 @@ def make_run(output_dir, name, args=None, checkpoint_meta=None):
     return run_dir
 
 
-IDENTITY = {'fed_alg': 'scaffold', 'client_num': 4, 'seed': 42}
+IDENTITY = {'fed_alg': 'scaffold', 'client_num': 4, 'seed': 42, 'secure_aggregation': 'none'}
 
 
 def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(tmp_path):
@@ -165,3 +165,12 @@ def test_a_refused_resume_names_the_recorded_arguments(tmp_path, with_checkpoint
     with pytest.raises(ValueError, match=rf'{source} records --fed_alg scaffold \(given: fedavg\)') as error:
         check_resumable(run_dir, {**IDENTITY, 'fed_alg': 'fedavg'})
     assert 'client_num' not in str(error.value)  # only what differs is named
+
+
+def test_a_run_recorded_before_secure_aggregation_existed_resumes_only_without_it(tmp_path):
+    """Checkpoints written before --secure_aggregation was part of the identity lack the key: they were 'none'."""
+    old_identity = {key: value for key, value in IDENTITY.items() if key != 'secure_aggregation'}
+    run_dir = make_run(str(tmp_path), 'v0-x', old_identity, checkpoint_meta=old_identity)
+    assert check_resumable(run_dir, IDENTITY).rounds_done == 1
+    with pytest.raises(ValueError, match=r'meta.json records --secure_aggregation none \(given: secaggplus\)'):
+        check_resumable(run_dir, {**IDENTITY, 'secure_aggregation': 'secaggplus'})

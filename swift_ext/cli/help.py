@@ -39,6 +39,17 @@ GROUPS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
             'dp_secure_rng',
         ),
     ),
+    ('Flower engines', ('fed_engine', 'supernodes', 'client_timeout', 'client_resources', 'wire_dtype')),
+    (
+        'Secure aggregation (Flower)',
+        (
+            'secure_aggregation',
+            'secagg_num_shares',
+            'secagg_reconstruction_threshold',
+            'secagg_clipping_range',
+            'secagg_quantization_range',
+        ),
+    ),
 )
 OTHER_GROUP = 'Other federated arguments'
 

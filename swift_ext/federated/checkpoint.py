@@ -28,15 +28,17 @@ from safetensors.torch import load_file, save_file
 from .state import State
 
 CHECKPOINT_DIR = 'fed_checkpoint'
-RUN_IDENTITY = ('fed_alg', 'client_num', 'seed')  # what a resumed run must share with the run it continues
+# What a resumed run must share with the run it continues; a value a run recorded before the key existed is its default.
+RUN_IDENTITY = ('fed_alg', 'client_num', 'seed', 'secure_aggregation')
+IDENTITY_DEFAULTS = {'secure_aggregation': 'none'}
 
 
 def check_identity(recorded: Dict[str, Any], identity: Dict[str, Any], source: str) -> None:
     """Raise ``ValueError`` when the ``RUN_IDENTITY`` values ``recorded`` in ``source`` differ from ``identity``."""
     differ = [
-        f'--{key} {recorded.get(key)} (given: {identity[key]})'
+        f'--{key} {recorded.get(key, IDENTITY_DEFAULTS.get(key))} (given: {identity[key]})'
         for key in RUN_IDENTITY
-        if recorded.get(key) != identity[key]
+        if recorded.get(key, IDENTITY_DEFAULTS.get(key)) != identity[key]
     ]
     if differ:
         raise ValueError(

@@ -232,6 +232,7 @@ class FedSwiftSft(SwiftSft):
             save_client_updates=args.save_client_updates,
             local_client=args.local_client,
             output_dir=args.output_dir,
+            secure_aggregation=args.secure_aggregation,
         )
         strategy = build_strategy(args.fed_alg, self._server_config())
         evaluation = None

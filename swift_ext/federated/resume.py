@@ -2,10 +2,11 @@
 
 A run directory can be resumed when it has a complete round checkpoint (``fed_checkpoint/latest``) or, killed before
 its first checkpoint, the ``args.json`` of a federated run (ms-swift writes it once the data is ready, before the
-first round). The run's identity (``RUN_IDENTITY``: fed_alg, client_num, seed) is read from the checkpoint's
-``meta.json`` or, without a checkpoint, from ``args.json``, and must equal the resuming command's; a refused resume
-leaves the directory as it was. An ``args.json`` that is not valid JSON was cut short by a kill while ms-swift wrote it
-(it writes the file in place), before any round: such a run starts round 1 with the resuming command's arguments.
+first round). The run's identity (``RUN_IDENTITY``: fed_alg, client_num, seed, secure_aggregation) is read from the
+checkpoint's ``meta.json`` or, without a checkpoint, from ``args.json``, and must equal the resuming command's; a
+refused resume leaves the directory as it was. An ``args.json`` that is not valid JSON was cut short by a kill while
+ms-swift wrote it (it writes the file in place), before any round: such a run starts round 1 with the resuming
+command's arguments.
 """
 
 import glob

@@ -66,6 +66,7 @@ class RoundPlan:
     save_client_updates: bool = False
     local_client: Optional[int] = None
     output_dir: str = '.'
+    secure_aggregation: str = 'none'  # --secure_aggregation: 'none' | 'secaggplus'
 
     @property
     def identity(self) -> Dict[str, Any]:
