@@ -109,13 +109,15 @@ def test_clients_without_rows_are_named_at_start(caplog):
 
 
 def failing_run(tiny_model_dir, dataset, output_dir, **options):
-    """A one-round swift-fed run expected to stop at set-up; returns its output."""
+    """A one-round swift-fed run expected to stop at set-up with a usage error (exit 2, no traceback); returns its
+    output."""
     argv = {**tiny_lora_options(tiny_model_dir, dataset, output_dir), 'round': 1, **options}
     result = subprocess.run(
         [str(BIN_DIR / 'swift-fed'), 'sft', *as_argv(argv)],
         env={**os.environ, **OFFLINE_ENV}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert result.returncode != 0
+    assert result.returncode == 2
+    assert 'Traceback' not in result.stderr
     return result.stdout + result.stderr
 
 
@@ -130,7 +132,7 @@ def test_swift_fed_stops_clearly_when_the_check_drops_every_row(tiny_model_dir, 
     output = failing_run(tiny_model_dir, path, str(tmp_path / 'out'), client_num=4)
     assert 'StopIteration' not in output
     assert last_line(output) == (
-        f'ValueError: Dataset check: {path}: 16 rows read, 0 kept, 16 dropped (bad_roles 16): every row was dropped '
+        f'error: Dataset check: {path}: 16 rows read, 0 kept, 16 dropped (bad_roles 16): every row was dropped '
         'under --dataset_check_strategy warning, nothing is left to train on. Fix the rows (listed above), or check '
         'that --dataset names the right file.'
     )
@@ -142,6 +144,6 @@ def test_swift_fed_stops_clearly_with_more_clients_than_episodes(
     output = failing_run(tiny_model_dir, sample_jsonl_without_clients, str(tmp_path / 'out'), client_num=40)
     assert 'IndexError' not in output
     assert last_line(output).startswith(
-        f'ValueError: {sample_jsonl_without_clients}: 16 rows in 16 episodes (a row without `episode_id` is an '
+        f'error: {sample_jsonl_without_clients}: 16 rows in 16 episodes (a row without `episode_id` is an '
         'episode of its own), fewer than --client_num 40'
     )
