@@ -77,13 +77,14 @@ class FedSwiftSft(SwiftSft):
     def _parse_args(self, args: Optional[Union[List[str], FedSftArguments]] = None) -> FedSftArguments:
         """The run's arguments (from ``args``, or the command line). A resume whose DP or pixel settings differ from
         the run's is refused here, before anything is written into the run directory; then the run's full log
-        (``run.log``) starts, before ms-swift logs the argument dump."""
+        (``run.log``) starts, before ms-swift logs the argument dump (unless the run resumed is already finished)."""
         if not isinstance(args, FedSftArguments):
             args = parse_fed_sft_argv(sys.argv[1:] if args is None else args)
         self.args = args
         self._check_pixel_settings()
         self._check_privacy_resumable()
-        attach_run_log(args.output_dir)
+        if not self._resumes_a_finished_run():  # resuming a finished run writes nothing, run.log included
+            attach_run_log(args.output_dir)
         return args
 
     # ----------------------------------------------------------------------------------------------- set-up
@@ -304,15 +305,20 @@ class FedSwiftSft(SwiftSft):
         args.fed_weighting = args.weighting
         args.server_lr = getattr(build_strategy(args.fed_alg, self._server_config()), 'server_lr', None)
 
-    def completed_run(self) -> Optional[Dict[str, Any]]:
-        """With ``--resume`` of a run that already did all its rounds: its summary (nothing is trained); else None."""
+    def _resumes_a_finished_run(self) -> bool:
         args = self.args
-        rounds_done = resume_point(args.output_dir).rounds_done if args.resume else 0
-        if rounds_done < args.round:
+        return bool(args.resume) and resume_point(args.output_dir).rounds_done >= args.round
+
+    def completed_run(self) -> Optional[Dict[str, Any]]:
+        """With ``--resume`` of a run that already did all its rounds: its summary (nothing is trained or written);
+        else None."""
+        if not self._resumes_a_finished_run():
             return None
-        logger.info(
-            f'[swift_ext] --resume: {args.output_dir} is complete ({rounds_done} rounds done, --round '
-            f'{args.round}); nothing to train.'
+        args = self.args
+        rounds_done = resume_point(args.output_dir).rounds_done
+        console_logger().info(
+            f'--resume: {args.output_dir} is complete ({rounds_done} rounds done, --round {args.round}); nothing to '
+            'train.'
         )
         return {'fed_alg': args.fed_alg, 'rounds': rounds_done, 'complete': True}
 

@@ -154,7 +154,7 @@ class RoundLoop:
         checkpoint = self.store.load_latest()
         if checkpoint is None:
             global_state, rounds_done = fresh_state, 0
-            logger.info(f'[swift_ext] resuming: no complete round in {self.store.root}; starting round 1 again')
+            console_logger().info(f'resuming: no complete round in {self.store.root}; starting round 1 again')
         else:
             check_identity(checkpoint.meta, self.plan.identity, checkpoint.path)
             check_compatible(fresh_state, checkpoint.global_state, f'checkpoint {checkpoint.path}')
