@@ -54,7 +54,7 @@ eval: $(TINY_MODEL)/config.json $(SAMPLE)
 	  --dataset $(SAMPLE) --limit 32 --max_new_tokens 16 --output_dir $(DEMO_OUT)/eval
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # The second CI environment: transformers 4.57 + qwen-vl-utils 0.0.11 in build/venv-transformers457 (own venv).
 test-matrix:
