@@ -2,17 +2,20 @@
 
 Both commands run through the real ``swift`` CLI on the same model, data, seed and flags, with equal total optimizer
 steps: plain ``swift sft`` for N = rounds x clients x steps steps, federated FedAvg for ``rounds`` rounds in which
-all ``clients`` clients train ``steps`` local steps each. The two sides alternate (plain, federated, plain, ...)
-``--repeats`` times; every figure is the median [min-max] over the repeats, ratios are federated / plain medians.
+all ``clients`` clients train ``steps`` local steps each. By default ``steps`` is the rows per client (batch size 1),
+so both sides train on every row exactly ``rounds`` times: the same work in a different order. With fewer steps the
+two sides would train on different rows, whose costs differ by their images and lengths. The two sides alternate
+(plain, federated, plain, ...) ``--repeats`` times; every figure is the median [min-max] over the repeats, ratios
+are federated / plain medians.
 
 Per run it measures, from outside the process tree (``os.wait4``) and from its output as it streams:
 
 - whole command: wall time from launch to exit, CPU time (user + sys of the process tree; on a shared machine it
   moves far less than wall time), peak resident memory (largest process of the tree);
 - startup: launch to the first optimizer step's log line (plain: its step 1; federated: the first client's step 1);
-- training phase: plain, ms-swift's ``train_runtime``; federated, the round loop from its first progress line to the
-  last (every client's turn, aggregation, run log, checkpoint and adapter saves), next to the sum of the rounds in
-  ``fed_log.jsonl`` (which stops before the round-end saves);
+- training phase: plain, ms-swift's ``train_runtime``; federated, the round loop's wall time from its summary line
+  (every client's turn, aggregation, run log, checkpoint and adapter saves, the loss plot), next to the sum of the
+  rounds in ``fed_log.jsonl`` (which stops before the round-end saves);
 - tokens/s: input tokens trained on (ms-swift's ``num_input_tokens_seen``) per second of training phase;
 - federated, per client-round: the CPU time beyond plain's (paired runs, whole commands, divided by the client-rounds);
   from ``fed_log.jsonl``, its wall time beyond its steps at plain's seconds per step (only meaningful on a quiet
@@ -33,11 +36,13 @@ import argparse
 import glob
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,21 +51,20 @@ from typing import Dict, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # Output markers, searched in the merged stdout/stderr as it streams: ms-swift logs step 1 of every trainer
-# (logging_first_step), the federated round loop draws a 'Round' progress bar from before round 1 to after the last.
+# (logging_first_step; the federated console shows it with LOG_LEVEL set, see ``child_env``), and the federated
+# summary line states the round loop's wall time (``swift_ext.federated.console.summary_lines``).
 FIRST_STEP = b"'global_step/max_steps': '1/"
-ROUND_LOOP_START = b'Round:'
-ROUND_LOOP_END = b'Round: 100%'
+ROUND_LOOP_DONE = re.compile(rb'done: (\d+) of (\d+) rounds in ([0-9.]+) s')
 
 
 @dataclass
 class ProcessRun:
-    """One command as seen from outside: wall and CPU seconds, peak RSS, and when each output marker was seen."""
+    """One command as seen from outside: wall and CPU seconds, peak RSS, and when each output marker first appeared."""
 
     wall: float
     cpu: float
     peak_rss_mib: float
     first_seen: Dict[str, float]
-    last_seen: Dict[str, float]
 
 
 @dataclass
@@ -80,10 +84,9 @@ class SideRun:
 
 def run_process(argv: Sequence[str], env: Dict[str, str], log_path: str, markers: Dict[str, bytes]) -> ProcessRun:
     """Run ``argv`` to completion, streaming its merged output into ``log_path``; exit with the output's tail if it
-    fails. ``markers``: name -> bytes whose first and last appearance times (seconds after launch) are recorded."""
+    fails. ``markers``: name -> bytes whose first appearance time (seconds after launch) is recorded."""
     keep = max(len(marker) for marker in markers) - 1
     first_seen: Dict[str, float] = {}
-    last_seen: Dict[str, float] = {}
     start = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     tail = b''
@@ -95,7 +98,6 @@ def run_process(argv: Sequence[str], env: Dict[str, str], log_path: str, markers
             for name, marker in markers.items():
                 if marker in window:
                     first_seen.setdefault(name, now)
-                    last_seen[name] = now
             tail = window[-keep:]
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
@@ -105,7 +107,7 @@ def run_process(argv: Sequence[str], env: Dict[str, str], log_path: str, markers
         with open(log_path, 'rb') as f:
             output = f.read()[-4000:].decode(errors='replace')
         sys.exit(f'{" ".join(argv)}\nexited {process.returncode} (log: {log_path}):\n{output}')
-    return ProcessRun(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, first_seen, last_seen)
+    return ProcessRun(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, first_seen)
 
 
 def read_jsonl(path: str) -> List[dict]:
@@ -162,16 +164,15 @@ def run_federated(args: argparse.Namespace, common: List[str], env: Dict[str, st
         '--save_every', str(args.save_every), '--output_dir', output_dir,
     ]
     # fmt: on
-    markers = {'first_step': FIRST_STEP, 'loop_start': ROUND_LOOP_START, 'loop_end': ROUND_LOOP_END}
-    process = run_process(argv, env, output_dir + '.log', markers)
-    missing = sorted(set(markers) - set(process.first_seen))
-    if missing:
-        sys.exit(f'{output_dir}.log: output markers {missing} not found ({markers}); update them in {__file__}.')
+    process = run_process(argv, env, output_dir + '.log', {'first_step': FIRST_STEP})
+    with open(output_dir + '.log', 'rb') as f:
+        done = ROUND_LOOP_DONE.search(f.read())
+    if 'first_step' not in process.first_seen or done is None:
+        sys.exit(f'{output_dir}.log: no step-1 row or no "done:" line; update the markers in {__file__}.')
     run_dir = only_run_dir(output_dir)
     rows = read_jsonl(os.path.join(run_dir, 'fed_log.jsonl'))
     clients = [row for row in rows if row['type'] == 'client']
     rounds = [row for row in rows if row['type'] == 'round']
-    loop = process.last_seen['loop_end'] - process.first_seen['loop_start']
     checkpoint = os.path.realpath(os.path.join(run_dir, 'fed_checkpoint', 'round_' + str(args.rounds)))
     saved = sorted(glob.glob(os.path.join(run_dir, 'global_*_*')))
     return SideRun(
@@ -180,7 +181,7 @@ def run_federated(args: argparse.Namespace, common: List[str], env: Dict[str, st
         cpu=process.cpu,
         peak_rss_mib=process.peak_rss_mib,
         startup=process.first_seen['first_step'],
-        train=loop,
+        train=float(done.group(3)),
         tokens=sum(int(row['num_input_tokens_seen']) for row in trainer_summaries(run_dir)),
         gpu_memory_gib=gpu_memory(read_jsonl(os.path.join(run_dir, 'logging.jsonl'))),
         fed={
@@ -224,6 +225,8 @@ def report(args: argparse.Namespace, plain: List[SideRun], fed: List[SideRun], p
     p_tps, f_tps = [run.tokens / run.train for run in plain], [run.tokens / run.train for run in fed]
     ratio = statistics.median(f_tps) / statistics.median(p_tps)
     print(f'{"tokens/s (training phase)":38}{spread(p_tps):>24}{spread(f_tps):>24}{ratio:>11.3f}')
+    p_tokens, f_tokens = plain[0].tokens, fed[0].tokens
+    print(f'{"input tokens trained on":38}{p_tokens:>24}{f_tokens:>24}{f_tokens / p_tokens:>11.3f}')
 
     step_seconds = statistics.median(run.train for run in plain) / total_steps
     turns = [run.fed['client_turns'] for run in fed]
@@ -264,6 +267,7 @@ def child_env(args: argparse.Namespace) -> Dict[str, str]:
         'MODELSCOPE_OFFLINE': '1',
         'TOKENIZERS_PARALLELISM': 'false',
         'PYTHONUNBUFFERED': '1',
+        'LOG_LEVEL': 'INFO',  # ms-swift's default level; set, the federated console keeps ms-swift's step rows
     }
     if args.device == 'cpu':
         env['CUDA_VISIBLE_DEVICES'] = ''
@@ -280,7 +284,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--dataset', default=str(ROOT / 'data/sample/episode-wise-conversations.jsonl'))
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--clients', type=int, default=4, help='clients in the data (client_id), all train each round')
-    parser.add_argument('--steps', type=int, default=4, help='local optimizer steps per client per round')
+    parser.add_argument(
+        '--steps', type=int, help='local optimizer steps per client per round (default: its rows, one pass)'
+    )
     parser.add_argument('--repeats', type=int, default=3, help='runs of each side, alternated')
     parser.add_argument('--save_every', type=int, help='federated --save_every (default: --rounds, one adapter save)')
     parser.add_argument('--tuner_type', default='lora', choices=('lora', 'full'))
@@ -294,7 +300,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args.save_every = args.save_every or args.rounds
     if not os.path.isfile(args.dataset):
         parser.error(f'--dataset {args.dataset} not found: run `make sample-data` or pass a conversations .jsonl.')
+    if args.steps is None:
+        args.steps = rows_per_client(parser, args.dataset, args.clients)
     return args
+
+
+def rows_per_client(parser: argparse.ArgumentParser, dataset: str, clients: int) -> int:
+    """The common number of rows of the ``clients`` clients of ``dataset`` (its ``client_id`` column)."""
+    counts = Counter(row.get('client_id') for row in read_jsonl(dataset))
+    if set(counts) != set(range(clients)) or len(set(counts.values())) != 1:
+        parser.error(f'{dataset}: rows per client_id {dict(counts)}; pass --steps (and --clients {len(counts)}).')
+    return next(iter(counts.values()))
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -255,6 +255,7 @@ class RoundLoop:
         )
         for update in self.transport.train(tasks):
             results[update.result.client] = self._accept(round_idx + 1, update, global_state, mean, clip_bits)
+            del update  # folded into the mean: freed before the next client trains (one state, not two)
             progress.update()
         progress.close()
         ordered = [results[client] for client in clients]

@@ -82,6 +82,7 @@ class FlowerTransport:
         ids = list(self.grid.push_messages(messages))
         pending: Dict[str, ClientTask] = dict(zip(ids, tasks))
         sent_bytes = {message_id: sent[id(message)] for message_id, message in zip(ids, messages)}
+        del messages  # pushed: the round holds no copy of the global state per client
         deadline = time.monotonic() + self.client_timeout
         while pending:
             for reply in self.grid.pull_messages(list(pending)):
@@ -93,6 +94,7 @@ class FlowerTransport:
                 update.result.bytes_sent = sent_bytes[message_id]
                 update.result.bytes_received = message_nbytes(reply)
                 yield update
+                del update, reply  # folded into the round's mean by now
             if pending and time.monotonic() >= deadline:
                 break
             if pending:

@@ -1,7 +1,7 @@
 """The in-process transport: the round's clients train one after another on a :class:`ClientNode` in this process.
 
-Only the node's model is shared with the server; each update is yielded as soon as its client finishes, so the
-round loop holds one client state at a time.
+Only the node's model is shared with the server; each update is yielded as soon as its client finishes and let go
+before the next client trains, so the server holds no client state while a client trains.
 """
 
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -24,3 +24,4 @@ class InProcessTransport:
             update.result.bytes_sent = task_nbytes(task)
             update.result.bytes_received = update_nbytes(update)
             yield update
+            del update  # the round loop has folded it into its mean: not alive while the next client trains
