@@ -86,6 +86,13 @@ def read_jsonl(path) -> List[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+class NamingGlobalModel:
+    """A round loop's ``GlobalModel`` that saves nothing and returns the directory name a run would use."""
+
+    def save(self, round_number, state):
+        return f'global_lora_{round_number}'
+
+
 def load_adapter(path: str) -> Dict[str, 'object']:
     from safetensors.torch import load_file
 

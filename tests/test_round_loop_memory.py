@@ -2,7 +2,6 @@
 and frees it before the next client trains (a streaming mean), whatever the number of clients."""
 
 import gc
-import json
 import weakref
 
 import pytest
@@ -15,6 +14,7 @@ from swift_ext.federated.run_log import FedRunLog
 from swift_ext.federated.transport import InProcessTransport
 from swift_ext.federated.transport.base import ClientUpdate
 from swift_ext.strategies import FedAvg
+from tests.conftest import NamingGlobalModel, read_jsonl
 
 
 class LiveUpdateCounter:
@@ -33,18 +33,15 @@ class LiveUpdateCounter:
         return ClientUpdate(ClientResult(client=task.client, samples=task.client + 1, loss=0.5), state)
 
 
-class SavedModel:
-    def save(self, round_number, state):
-        return f'global_lora_{round_number}'
-
-
 @pytest.mark.parametrize('clients', [3, 24])
 def test_no_earlier_client_state_is_alive_while_the_next_client_trains(tmp_path, clients):
     plan = RoundPlan(fed_alg='fedavg', rounds=1, client_num=clients, client_sample=clients, seed=0,
                      weighting='samples', save_every=1, client_failure='skip', output_dir=str(tmp_path))  # fmt: skip
     node = LiveUpdateCounter()
     run_log = FedRunLog(str(tmp_path), str(tmp_path / 'runs'))
-    loop = RoundLoop(plan, FedAvg(), InProcessTransport(node), SavedModel(), CheckpointStore(str(tmp_path)), run_log)
+    loop = RoundLoop(
+        plan, FedAvg(), InProcessTransport(node), NamingGlobalModel(), CheckpointStore(str(tmp_path)), run_log
+    )
     loop.run({'w': torch.zeros(1000)})
     run_log.close()
 
@@ -58,6 +55,4 @@ def test_no_earlier_client_state_is_alive_while_the_next_client_trains(tmp_path,
 
 
 def clients_in_log_order(output_dir):
-    with open(output_dir / 'fed_log.jsonl', encoding='utf-8') as f:
-        rows = [json.loads(line) for line in f]
-    return [row['client'] for row in rows if row['type'] == 'client']
+    return [row['client'] for row in read_jsonl(output_dir / 'fed_log.jsonl') if row['type'] == 'client']

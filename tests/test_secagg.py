@@ -34,6 +34,7 @@ from swift_ext.flower.secagg_server import (
     quantised_weight,
 )
 from swift_ext.strategies.dp import ClientDp, NoisySum
+from tests.conftest import NamingGlobalModel
 
 Q = 2**16  # coarse on purpose: the quantisation error is visible and must stay within the stated bound
 R = 1.0
@@ -287,11 +288,6 @@ class SummingTransport:
         return SummedUpdate(results, delta_sum, 2 * self.weight, 2, None, {'type': 'secure_aggregation', 'round': 1})
 
 
-class SavedModel:
-    def save(self, round_number, state):
-        return f'global_lora_{round_number}'
-
-
 def summed_round(tmp_path, weight, privacy=None):
     from swift_ext.federated.checkpoint import CheckpointStore
     from swift_ext.federated.round_loop import RoundLoop, RoundPlan
@@ -302,7 +298,9 @@ def summed_round(tmp_path, weight, privacy=None):
                      save_every=1, client_failure='skip', output_dir=str(tmp_path))  # fmt: skip
     run_log = FedRunLog(str(tmp_path), str(tmp_path / 'runs'))
     transport = SummingTransport(weight)
-    loop = RoundLoop(plan, FedAvg(), transport, SavedModel(), CheckpointStore(str(tmp_path)), run_log, privacy=privacy)
+    loop = RoundLoop(
+        plan, FedAvg(), transport, NamingGlobalModel(), CheckpointStore(str(tmp_path)), run_log, privacy=privacy
+    )
     x = {'w': torch.tensor([1.0, 2.0])}
     loop.run(x)
     run_log.close()

@@ -94,7 +94,7 @@ class FlowerTransport:
                 update.result.bytes_sent = sent_bytes[message_id]
                 update.result.bytes_received = message_nbytes(reply)
                 yield update
-                del update, reply  # folded into the round's mean by now
+                del update  # folded into the round's mean by now
             if pending and time.monotonic() >= deadline:
                 break
             if pending:
