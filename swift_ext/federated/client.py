@@ -50,7 +50,8 @@ def client_training_args(base: Any, *, seed_offset: int, max_steps: int, num_tra
 
     Per-client trainers do not report to TensorBoard or save checkpoints (the pipeline logs per round and saves the
     global model), skip ms-swift's hub check for newer model files, and do not keep data-loader workers alive: a
-    trainer lives for one client turn, and tearing down persistent workers costs ~5 s per client (measured).
+    trainer lives for one client turn, and tearing down persistent workers costs ~5 s per client (measured). The
+    node keeps one set of workers for all its turns instead (``node_loader``).
     """
     args = copy.copy(base)
     args.seed = base.seed + seed_offset

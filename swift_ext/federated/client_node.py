@@ -21,7 +21,7 @@ Anything raised while a client trains becomes a ``failed`` update carrying the e
 
 import traceback
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
@@ -35,6 +35,7 @@ from .client import EMPTY, FAILED, ClientResult, client_training_args, train_cli
 from .client_controls import ControlStore
 from .client_trainer import ScaffoldCorrection
 from .dataset import ClientMembership
+from .node_loader import NodeDataLoader
 from .sampling import CENTRAL_CLIENT, rows_for_round
 from .state import State, load_trainable_state
 from .transport.base import ClientTask, ClientUpdate
@@ -66,6 +67,10 @@ class ClientData:
         if client == CENTRAL_CLIENT:
             return self.membership.pooled()
         return self.membership.positions.get(client, np.zeros(0, dtype=np.int64))
+
+    def turn_dataset(self, rows: np.ndarray) -> Dataset:
+        """The rows at positions ``rows``, encoded lazily: what a client trains on in one turn."""
+        return self.encode(self.train.select(rows))
 
     def episodes(self, client: int) -> Optional[int]:
         """Distinct ``episode_id`` values among the client's rows; None when the data has no such column."""
@@ -103,6 +108,7 @@ class ClientNode:
         self.data = data
         self.local = local
         self.controls = controls
+        self._loader: Optional[NodeDataLoader] = None  # the data-loader workers every turn shares (node_loader)
 
     def train(self, task: ClientTask) -> ClientUpdate:
         """One client's round: train from ``task.global_state`` on its rows; never raises for a client's error."""
@@ -120,6 +126,7 @@ class ClientNode:
                 f'[swift_ext] round {task.round_number}: client {task.client} FAILED:\n{traceback.format_exc()}'
             )
             result.status, result.detail = FAILED, [f'{type(error).__name__}: {error}']
+            self._loader = None  # the next turn starts fresh workers, whatever state this failure left them in
             return ClientUpdate(result)
 
     def _train(self, task: ClientTask, positions: np.ndarray, result: ClientResult) -> ClientUpdate:
@@ -130,7 +137,10 @@ class ClientNode:
             else rows_for_round(positions, task.round_number - 1, task.client, local.round_per_epoch, local.seed)
         )
         load_trainable_state(self.model, task.global_state)
-        trainer_kwargs: Dict[str, Any] = {'nonfinite_loss': local.nonfinite_loss}
+        trainer_kwargs: Dict[str, Any] = {
+            'nonfinite_loss': local.nonfinite_loss,
+            'train_loader_hook': partial(self._shared_loader, rows),
+        }
         if task.proximal_mu > 0:
             trainer_kwargs.update(proximal_mu=task.proximal_mu, anchor=task.global_state)
         client_control = correction = None
@@ -147,8 +157,7 @@ class ClientNode:
             num_train_epochs=local.num_train_epochs,
         )
         state, result = train_client(
-            self.model, self.trainer_factory, training_args, self.data.encode(self.data.train.select(rows)), result,
-            **trainer_kwargs,
+            self.model, self.trainer_factory, training_args, self.data.turn_dataset(rows), result, **trainer_kwargs,
         )  # fmt: skip
         if task.dp is not None:
             noised, clip_bit = task.dp.apply(task.global_state, state, local.seed, task.round_number, task.client)
@@ -157,6 +166,15 @@ class ClientNode:
             return ClientUpdate(result, state)
         delta = self._finish_scaffold(task, client_control, state, correction.lr_sum, result)
         return ClientUpdate(result, state, delta)
+
+    def _shared_loader(self, rows: np.ndarray, loader: Any) -> Any:
+        """The node's persistent loader pointed at this turn's ``rows`` in place of the trainer's ``loader``, where it
+        gives the same batches (``node_loader``); else ``loader``."""
+        if self._loader is None and NodeDataLoader.can_replace(loader):
+            self._loader = NodeDataLoader(self.data.turn_dataset, loader)
+        if self._loader is not None and self._loader.serves(loader):
+            return self._loader.for_turn(rows, loader)
+        return loader
 
     def _finish_scaffold(
         self, task: ClientTask, client_control: State, state: State, lr_sum: float, result: ClientResult

@@ -9,9 +9,11 @@
   the learning rates it applied (``swift_ext.strategies.scaffold``).
 - Step logs: with a :class:`~swift_ext.federated.step_log.ClientStepLog`, every row ms-swift logs (``logging.jsonl``)
   starts with ``round`` and ``client``, and its values go to the client's TensorBoard run.
+- Data loading: ``train_loader_hook`` may put another loader in place of ms-swift's training loader (the node's
+  persistent workers, ``swift_ext.federated.node_loader``).
 """
 
-from typing import Any, Dict, Literal, Optional, Sequence, Type
+from typing import Any, Callable, Dict, Literal, Optional, Sequence, Type
 
 import torch
 from transformers import TrainerCallback
@@ -37,10 +39,12 @@ def make_client_trainer_cls(base: Type) -> Type:
             nonfinite_loss: Literal['stop', 'skip'] = 'stop',
             extra_callbacks: Sequence[TrainerCallback] = (),
             step_log: Optional[ClientStepLog] = None,
+            train_loader_hook: Optional[Callable[[Any], Any]] = None,
             **kwargs,
         ) -> None:
             super().__init__(*args, **kwargs)
             self.step_log = step_log
+            self.train_loader_hook = train_loader_hook
             for callback in extra_callbacks:  # ms-swift already passes its own `callbacks` to transformers' Trainer
                 self.add_callback(callback)
             self.proximal_mu = proximal_mu
@@ -66,6 +70,13 @@ def make_client_trainer_cls(base: Type) -> Type:
             finally:
                 if self.step_log is not None:
                     self.step_log.close()
+
+        def get_train_dataloader(self, skip_batches: int = 0):
+            """ms-swift's loader, or what ``train_loader_hook`` puts in its place (the node's persistent workers)."""
+            loader = super().get_train_dataloader(skip_batches)
+            if self.train_loader_hook is None or skip_batches:
+                return loader
+            return self.train_loader_hook(loader)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             result = super().compute_loss(
