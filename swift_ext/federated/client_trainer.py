@@ -71,10 +71,11 @@ def make_client_trainer_cls(base: Type) -> Type:
                 if self.step_log is not None:
                     self.step_log.close()
 
-        def get_train_dataloader(self, skip_batches: int = 0):
-            """ms-swift's loader, or what ``train_loader_hook`` puts in its place (the node's persistent workers)."""
-            loader = super().get_train_dataloader(skip_batches)
-            if self.train_loader_hook is None or skip_batches:
+        def get_train_dataloader(self, *args, **kwargs):
+            """The base trainer's loader, or what ``train_loader_hook`` puts in its place (the node's persistent
+            workers) for a loader from the start of the data (no arguments: ms-swift's ``skip_batches`` is 0)."""
+            loader = super().get_train_dataloader(*args, **kwargs)
+            if self.train_loader_hook is None or args or any(kwargs.values()):
                 return loader
             return self.train_loader_hook(loader)
 
