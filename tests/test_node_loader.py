@@ -65,6 +65,10 @@ def take(loader, epochs: int, batches: int):
     return taken
 
 
+def without_pids(taken):
+    return [[item[:3] for item in batch] for batch in taken]
+
+
 # (client rows, seed, epochs, batches per epoch): turns of unequal sizes, stopped early, and two epochs
 TURNS = [
     (np.array([3, 7, 1, 9, 4]), 11, 1, 2),
@@ -88,8 +92,7 @@ def test_every_turn_gets_the_batches_and_rng_of_a_fresh_loader_from_one_fork():
         assert node.serves(loader)
         actual = take(node.for_turn(rows, loader), epochs, batches)
 
-        strip = lambda taken: [[item[:3] for item in batch] for batch in taken]  # noqa: E731
-        assert strip(actual) == strip(expected)
+        assert without_pids(actual) == without_pids(expected)
         assert torch.equal(torch.get_rng_state(), rng_after_expected)
         assert len(node) == len(loader) and len(node.dataset) == len(rows)
         node_pids |= {item[3] for batch in actual for item in batch}

@@ -83,8 +83,8 @@ class TurnBatches:
     """Parent side: the current turn's batch sampler, its batches wrapped as :class:`TurnBatch`."""
 
     def __init__(self) -> None:
-        self.sampler: Any = None
-        self.rows: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.sampler: Any = None  # set with the rows by NodeDataLoader.for_turn before any iteration
+        self.rows: Optional[np.ndarray] = None
         self.iteration = 0
         self.base_seed = 0
 
