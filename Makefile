@@ -53,8 +53,11 @@ eval: $(TINY_MODEL)/config.json $(SAMPLE)
 	$(BIN)/swift-ext-eval --model $(TINY_MODEL) --run_dir $$(ls -d $(DEMO_OUT)/v*-* | tail -1) --base \
 	  --dataset $(SAMPLE) --limit 32 --max_new_tokens 16 --output_dir $(DEMO_OUT)/eval
 
+# Two pytest workers, a test file each (--dist loadfile: a file's module fixtures are built once): the Flower and
+# CLI tests spend much of their time waiting on other processes, so two files overlap well on 2 cores.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 # The second CI environment: transformers 4.57 + qwen-vl-utils 0.0.11 in build/venv-transformers457 (own venv).
 test-matrix:
@@ -110,9 +113,18 @@ bench-flower: $(TINY_MODEL)/config.json $(SAMPLE)
 bench-converter: $(VENV)/.installed
 	$(PY) benchmarks/bench_converter.py
 
-# Unpack (checksums, elements, PNG and JSON writing) against a bare TFRecord parse loop, on generated 1080x2400 shards.
-bench-unpack: $(VENV)/.installed
-	$(PY) benchmarks/bench_unpack.py --workers $(AC_WORKERS)
+# TensorFlow for bench-unpack's comparison only, in its own venv (it pins its own protobuf; nothing else needs it).
+TF_VENV := build/venv-tensorflow
+$(TF_VENV)/.installed:
+	$(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install -q tensorflow-cpu==2.21.0
+	touch $@
+
+# Unpack (checksums, elements, PNG and JSON writing) against TensorFlow's own parse loop and a bare one, on generated
+# 1080x2400 shards. BENCH_UNPACK_ARGS="--output_root /dev/shm" keeps the disk from setting the pace.
+BENCH_UNPACK_ARGS ?=
+bench-unpack: $(VENV)/.installed $(TF_VENV)/.installed
+	$(PY) benchmarks/bench_unpack.py --workers $(AC_WORKERS) --tensorflow_python $(TF_VENV)/bin/python $(BENCH_UNPACK_ARGS)
 
 clean:
 	rm -rf build data/sample output

@@ -1,20 +1,25 @@
-"""Benchmark (not a test): Android-Control unpack throughput against a bare parse loop, in the same run.
+"""Benchmark (not a test): Android-Control unpack throughput against TensorFlow's parse loop and a bare one, same run.
 
 Writes ``--shards`` GZIP TFRecord shards (zlib level 6, as TensorFlow's GZIP writer) holding ``--episodes`` episodes
 of ``--steps`` 1080x2400 PNG screenshots (UI-like drawings with a photo, ~0.7 MB each; a pool of 12 reused) and
 three-window accessibility forests (status bar, app with ~100 nodes, navigation bar), then times, on the same shards:
 
-* parse loop: stream-decompress each shard, cut the records, parse each ``tf.train.Example`` and touch its
-  screenshots: what TensorFlow's ``TFRecordDataset`` + ``Example.ParseFromString`` loop does, without checksums;
+* TensorFlow's parse loop, with ``--tensorflow_python`` (an interpreter that can import TensorFlow; ``make
+  bench-unpack`` builds one in ``build/venv-tensorflow``): FedMABench's own reading loop
+  (``data_process/1_dump_ac.py``), ``tf.data.TFRecordDataset(shards, compression_type='GZIP').as_numpy_iterator()``
+  and ``tf.train.Example``'s ``ParseFromString`` for each record, timed inside that interpreter after TensorFlow has
+  read a first record (its start-up is not counted);
+* bare parse loop: stream-decompress each shard, cut the records, parse each ``tf.train.Example`` and touch its
+  screenshots: the same loop without TensorFlow and without checksums (zlib in large chunks, upb protobuf);
 * unpack: ``data_tools.unpack`` with 1 worker and with ``--workers`` (checksums, element selection, PNG check, PNG
   and JSON writing).
 
 It prints episodes/s and MB/s (shard bytes read per second), CPU seconds and episodes per CPU-second for each, and the
-machine's load average. Unpack writes
-as many bytes as it reads, so on a slow disk the disk sets its pace: ``--output_root /dev/shm`` (a RAM disk) measures
-the work itself.
+machine's load average. Unpack writes as many bytes as it reads, so on a slow disk the disk sets its pace:
+``--output_root /dev/shm`` (a RAM disk) measures the work itself.
 
-Usage: ``python benchmarks/bench_unpack.py [--episodes 300 --steps 6 --shards 4 --workers 4 --output_root DIR]``
+Usage: ``python benchmarks/bench_unpack.py [--episodes 300 --steps 6 --shards 4 --workers 4 --output_root DIR
+--tensorflow_python PATH]``
 """
 
 import argparse
@@ -24,11 +29,12 @@ import os
 import random
 import resource
 import struct
+import subprocess
 import tempfile
 import time
 from functools import partial
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 from android_env.proto.a11y.android_accessibility_forest_pb2 import AndroidAccessibilityForest
 from PIL import Image, ImageDraw
@@ -142,23 +148,50 @@ def parse_loop(paths: List[str]) -> None:
                 assert len(example.features.feature['screenshots'].bytes_list.value) > 0
 
 
+# Runs in the TensorFlow interpreter: shard paths in argv; prints records read, wall seconds and CPU seconds.
+TENSORFLOW_LOOP = """
+import os, sys, time
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+import tensorflow as tf
+next(iter(tf.data.TFRecordDataset(sys.argv[1:2], compression_type='GZIP')))  # TensorFlow's start-up, not timed
+start, start_cpu, records = time.perf_counter(), time.process_time(), 0
+for record in tf.data.TFRecordDataset(sys.argv[1:], compression_type='GZIP').as_numpy_iterator():
+    example = tf.train.Example()
+    example.ParseFromString(record)
+    assert len(example.features.feature['screenshots'].bytes_list.value) > 0
+    records += 1
+print(records, time.perf_counter() - start, time.process_time() - start_cpu)
+"""
+
+
+def tensorflow_parse_loop(python: str, paths: List[str], episodes: int) -> Tuple[float, float]:
+    """(wall, CPU) seconds of TensorFlow's own loop over ``paths``, run by the interpreter ``python``."""
+    result = subprocess.run([python, '-c', TENSORFLOW_LOOP, *paths], capture_output=True, text=True, check=True)
+    records, seconds, cpu = result.stdout.split()[-3:]
+    assert int(records) == episodes, f'TensorFlow read {records} records, expected {episodes}'
+    return float(seconds), float(cpu)
+
+
 def cpu_seconds() -> float:
     """User + system CPU time of this process and of its finished children (the worker processes)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def timed(name: str, run: Callable[[], object], paths: List[str], episodes: int) -> None:
+def report(name: str, seconds: float, cpu: float, paths: List[str], episodes: int) -> None:
     """Print wall-clock throughput and the CPU time spent: on a busy machine, episodes per CPU-second is the steadier
     figure of the work done."""
     megabytes = sum(os.path.getsize(p) for p in paths) / 1e6
-    start, start_cpu = time.perf_counter(), cpu_seconds()
-    run()
-    seconds, cpu = time.perf_counter() - start, cpu_seconds() - start_cpu
     print(
         f'{name:<22} {seconds:7.2f} s  {episodes / seconds:7.1f} episodes/s  {megabytes / seconds:7.1f} MB/s  '
         f'CPU {cpu:7.2f} s  {episodes / cpu:7.1f} episodes/CPU-s'
     )
+
+
+def timed(name: str, run: Callable[[], object], paths: List[str], episodes: int) -> None:
+    start, start_cpu = time.perf_counter(), cpu_seconds()
+    run()
+    report(name, time.perf_counter() - start, cpu_seconds() - start_cpu, paths, episodes)
 
 
 def main() -> None:
@@ -168,6 +201,7 @@ def main() -> None:
     parser.add_argument('--shards', type=int, help='Default: --workers, at least 4.')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1)
     parser.add_argument('--output_root', help='Where unpack writes (default: next to the shards, a temp folder).')
+    parser.add_argument('--tensorflow_python', help="An interpreter that imports TensorFlow: adds TensorFlow's loop.")
     args = parser.parse_args()
     shards = args.shards or max(4, args.workers)
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(dir=args.output_root) as out:
@@ -175,7 +209,11 @@ def main() -> None:
         size = sum(os.path.getsize(p) for p in paths) / 1e6
         print(f'{args.episodes} episodes x {args.steps} screenshots in {shards} shards, {size:.0f} MB, unpacked '
               f'into {out}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}')  # fmt: skip
-        timed('parse loop', partial(parse_loop, paths), paths, args.episodes)
+        if args.tensorflow_python:  # its wall time varies from run to run (by 2x here): the median and the best of 3
+            runs = sorted(tensorflow_parse_loop(args.tensorflow_python, paths, args.episodes) for _ in range(3))
+            report('TensorFlow, median of 3', *runs[1], paths, args.episodes)
+            report('TensorFlow, best of 3', *runs[0], paths, args.episodes)
+        timed('bare parse loop', partial(parse_loop, paths), paths, args.episodes)
         for workers in sorted({1, args.workers}):
             run = partial(list, unpack(paths, str(Path(out, f'workers-{workers}')), workers=workers))
             timed(f'unpack, {workers} worker(s)', run, paths, args.episodes)

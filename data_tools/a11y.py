@@ -94,37 +94,47 @@ def _box(rect) -> Box:
     return rect.left, rect.top, rect.right, rect.bottom
 
 
-def _window_nodes(window, first_uid: int) -> List[_Node]:
-    """Nodes of ``window`` with text, a content description, hint text or a click, renumbered from ``first_uid`` by
-    position (node ids repeat across windows), child ids renumbered alike."""
+def _window_nodes(window, first_uid: int, covers: Sequence[Box], width: int, height: int) -> List[_Node]:
+    """Nodes of ``window`` with text, a content description, hint text or a click and at least one pixel that no box
+    of ``covers`` hides, renumbered from ``first_uid`` by position (node ids repeat across windows), child ids
+    renumbered alike. (Both tests run before a node is built: most nodes of a scrolled list are off screen.)"""
     nodes = window.tree.nodes
     uid = {node.unique_id: first_uid + position for position, node in enumerate(nodes)}
-    return [
-        _Node(
-            uid=uid[node.unique_id],
-            children=[uid[c] for c in node.child_ids if c in uid],
-            bounds=_box(node.bounds_in_screen),
-            class_name=node.class_name,
-            text=node.text,
-            content_description=node.content_description,
-            tooltip=node.tooltip_text,
-            hint_text=node.hint_text,
-            resource_id=node.view_id_resource_name,
-            package_name=node.package_name,
-            clickable=node.is_clickable,
-        )
-        for node in nodes
-        if node.text or node.content_description or node.hint_text or node.is_clickable
-    ]
+    selected = []
+    for node in nodes:
+        text, description, hint, clickable = node.text, node.content_description, node.hint_text, node.is_clickable
+        if not (text or description or hint or clickable):
+            continue
+        rect = node.bounds_in_screen
+        bounds = (rect.left, rect.top, rect.right, rect.bottom)
+        if not _visible(bounds, covers, width, height):
+            continue
+        selected.append(
+            _Node(
+                uid[node.unique_id], [uid[c] for c in node.child_ids if c in uid], bounds, node.class_name, text,
+                description, node.tooltip_text, hint, node.view_id_resource_name, node.package_name, clickable,
+            )
+        )  # fmt: skip
+    return selected
+
+
+def _slice_end(index: int, length: int) -> int:
+    """Where ``index`` falls as a slice end of a sequence of ``length`` (Python's rule for step 1: a negative index
+    counts from the far end, then the result is clipped to [0, length])."""
+    if index < 0:
+        index += length
+        return index if index > 0 else 0
+    return index if index < length else length
 
 
 def _pixel_rect(box: Box, width: int, height: int) -> Box:
     """The pixels ``mask[top:bottom, left:right]`` selects in a height x width numpy mask (Python slice rules:
     negative ends count from the far edge, ends are clipped), as [left, top, right, bottom) with right >= left."""
-    if 0 <= box[0] <= box[2] <= width and 0 <= box[1] <= box[3] <= height:
+    left, top, right, bottom = box
+    if 0 <= left <= right <= width and 0 <= top <= bottom <= height:
         return box  # on screen: the slices select exactly the box
-    left, right, _ = slice(box[0], box[2]).indices(width)
-    top, bottom, _ = slice(box[1], box[3]).indices(height)
+    left, right = _slice_end(left, width), _slice_end(right, width)
+    top, bottom = _slice_end(top, height), _slice_end(bottom, height)
     return left, top, max(left, right), max(top, bottom)
 
 
@@ -145,8 +155,8 @@ def _covered(rect: Box, covers: Sequence[Box]) -> bool:
     )
 
 
-def _visible(node: _Node, covers: Sequence[Box], width: int, height: int) -> bool:
-    rect = _pixel_rect(node.bounds, width, height)
+def _visible(bounds: Box, covers: Sequence[Box], width: int, height: int) -> bool:
+    rect = _pixel_rect(bounds, width, height)
     return rect[2] > rect[0] and rect[3] > rect[1] and not _covered(rect, covers)
 
 
@@ -212,7 +222,7 @@ def _selected_nodes(forest: AndroidAccessibilityForest, width: int, height: int)
         window = windows[int(position)]
         keyboard = window.window_type == INPUT_METHOD_WINDOW
         if keyboard or window.is_active:  # an inactive window's nodes are never selected: not read at all
-            nodes = [node for node in _window_nodes(window, first_uid) if _visible(node, covers, width, height)]
+            nodes = _window_nodes(window, first_uid, covers, width, height)
             if keyboard:
                 selected += [node for node in nodes if node.resource_id.endswith(IME_ACTION_KEY_SUFFIX)]
             else:
