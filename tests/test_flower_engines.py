@@ -23,12 +23,20 @@ import pytest
 import torch
 
 from swift_ext.arguments.parsing import parse_fed_sft_argv
-from swift_ext.federated.pipeline import fed_sft_main
 from swift_ext.federated.transport.base import ClientTask
 from swift_ext.flower.launcher import LocalFederation, free_port
 from swift_ext.flower.server_app import run_key
 from swift_ext.template import register_checked_templates
-from tests.conftest import BIN_DIR, OFFLINE_ENV, as_argv, load_adapter, read_jsonl, run_dir, tiny_lora_options
+from tests.conftest import (
+    BIN_DIR,
+    OFFLINE_ENV,
+    as_argv,
+    load_adapter,
+    read_jsonl,
+    run_cli,
+    run_dir,
+    tiny_lora_options,
+)
 
 ALGORITHMS = ('fedavg', 'fedadam', 'scaffold')
 DEPLOYED_IN_ONE_FEDERATION = ('fedavg', 'fedadam')  # scaffold: the server-kill test below
@@ -89,11 +97,14 @@ def client_rows(run) -> List[dict]:
 
 @pytest.fixture(scope='module')
 def in_process(tiny_model_dir, sample_jsonl, tmp_path_factory):
-    """fed_alg -> (final adapter, fed_log client rows) of the in-process engine."""
+    """fed_alg -> (final adapter, fed_log client rows) of the in-process engine, run by ``swift-fed sft`` in a fresh
+    process as every Flower process is: a process's first Qwen-VL processor fixes its image resolution from the
+    environment of that moment (ms-swift), so a reference trained inside this test process would depend on which
+    tests ran in it before (e.g. one that set MAX_PIXELS)."""
     references = {}
     for fed_alg in ALGORITHMS:
         output = tmp_path_factory.mktemp(f'in_process_{fed_alg}')
-        fed_sft_main(command(tiny_model_dir, sample_jsonl, output, fed_alg))
+        run_cli(['swift-fed', 'sft', *command(tiny_model_dir, sample_jsonl, output, fed_alg)])
         references[fed_alg] = final_adapter(output), client_rows(run_dir(str(output)))
     return references
 
